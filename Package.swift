@@ -1,0 +1,38 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Group arithmetic is tens of times slower without optimisation, so SintraCrypto is always built with -O,
+// also in debug builds, to keep `swift test` fast. A root package may set unsafe flags on its own targets.
+let optimizedCrypto: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
+let package = Package(
+    name: "Sintra",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SintraCrypto", targets: ["SintraCrypto"]),
+        .executable(name: "sintra", targets: ["sintra"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "SintraCrypto",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimizedCrypto
+        ),
+        .executableTarget(
+            name: "sintra",
+            dependencies: [
+                "SintraCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SintraCryptoTests",
+            dependencies: ["SintraCrypto", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("Vectors")]
+        ),
+    ]
+)

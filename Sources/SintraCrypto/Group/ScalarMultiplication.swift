@@ -1,0 +1,160 @@
+/// Scalar multiplication on edwards25519.
+///
+/// - `multiply(_:by:)`: constant time, for secret scalars (shares, nonces): fixed 4-bit signed windows,
+///   every table entry read for every window.
+/// - `multiplyBase(by:)`: constant time with a precomputed table of the base point (radix 16, the
+///   even/odd digit split of the ref10 code of Bernstein et al.), about three times faster.
+/// - `multiscalarMultiplyVariableTime`: Straus's method with width-5 NAF tables, for verification with
+///   public scalars only (its running time depends on the scalars).
+extension EdwardsPoint {
+    /// [P, 2P, …, 8P] in cached form.
+    private func multiplesTable() -> [CachedPoint] {
+        var table = [CachedPoint]()
+        table.reserveCapacity(8)
+        table.append(cached)
+        var current = self
+        for _ in 1..<8 {
+            current = current + table[0]
+            table.append(current.cached)
+        }
+        return table
+    }
+
+    /// Constant-time selection of digit·P from `table` = [P, …, 8P], digit ∈ [−8, 8].
+    @inline(__always)
+    private static func select(_ table: [CachedPoint], digit: Int8) -> CachedPoint {
+        let negative = Choice(unchecked: UInt64(UInt8(bitPattern: digit) >> 7))
+        let magnitude = UInt64(Int64(digit) &* (1 &- 2 &* Int64(negative.bit)))
+        var result = CachedPoint.identity
+        for index in 0..<8 {
+            result.conditionalAssign(table[index], Choice.equal(magnitude, UInt64(index + 1)))
+        }
+        result.conditionalNegate(negative)
+        return result
+    }
+
+    /// scalar·self in constant time.
+    func multiplied(by scalar: Scalar) -> EdwardsPoint {
+        let table = multiplesTable()
+        let digits = scalar.radix16Digits()
+        var accumulator = EdwardsPoint.identity + EdwardsPoint.select(table, digit: digits[63])
+        for index in stride(from: 62, through: 0, by: -1) {
+            accumulator = accumulator.multipliedByPowerOfTwo(4)
+            accumulator = accumulator + EdwardsPoint.select(table, digit: digits[index])
+        }
+        return accumulator
+    }
+
+    /// scalar·B in constant time, with the precomputed base table.
+    static func multiplyBase(by scalar: Scalar) -> EdwardsPoint {
+        let table = BasePointTable.shared.entries
+        let digits = scalar.radix16Digits()
+        var accumulator = EdwardsPoint.identity
+        // Odd digits first: Σ d_(2i+1)·16^(2i)·B, then ·16, then add Σ d_(2i)·16^(2i)·B.
+        for index in stride(from: 1, to: 64, by: 2) {
+            let entry = BasePointTable.select(table, window: index / 2, digit: digits[index])
+            accumulator = accumulator.adding(entry).extended
+        }
+        accumulator = accumulator.multipliedByPowerOfTwo(4)
+        for index in stride(from: 0, to: 64, by: 2) {
+            let entry = BasePointTable.select(table, window: index / 2, digit: digits[index])
+            accumulator = accumulator.adding(entry).extended
+        }
+        return accumulator
+    }
+
+    /// Σ scalars[i]·points[i] in variable time (public inputs only).
+    static func multiscalarMultiplyVariableTime(_ scalars: [Scalar], _ points: [EdwardsPoint]) -> EdwardsPoint {
+        precondition(scalars.count == points.count, "one scalar per point")
+        if scalars.isEmpty { return .identity }
+        let width = 5
+        let nafs = scalars.map { $0.nonAdjacentForm(width: width) }
+        // Odd multiples [P, 3P, 5P, …, 15P] of every point.
+        let tables: [[CachedPoint]] = points.map { point in
+            var table = [point.cached]
+            let doubled = point.doubled()
+            var current = point
+            for _ in 1..<(1 << (width - 2)) {
+                current = current + doubled
+                table.append(current.cached)
+            }
+            return table
+        }
+        var top = 255
+        while top >= 0 && nafs.allSatisfy({ $0[top] == 0 }) {
+            top -= 1
+        }
+        var accumulator = ProjectivePoint(x: .zero, y: .one, z: .one)
+        var index = top
+        while index >= 0 {
+            var completed = accumulator.doubled()
+            for (naf, table) in zip(nafs, tables) {
+                let digit = naf[index]
+                if digit > 0 {
+                    completed = completed.extended.adding(table[Int(digit) / 2])
+                } else if digit < 0 {
+                    completed = completed.extended.subtracting(table[Int(-digit) / 2])
+                }
+            }
+            accumulator = completed.projective
+            index -= 1
+        }
+        return accumulator.extended
+    }
+}
+
+/// Multiples j·256^i·B for i < 32 and j = 1…8, in affine cached form. Built once, on first use
+/// (about 256 additions and one batched inversion).
+final class BasePointTable: Sendable {
+    static let shared = BasePointTable()
+
+    let entries: [AffineCachedPoint]
+
+    private init() {
+        var points = [EdwardsPoint]()
+        points.reserveCapacity(256)
+        var windowBase = EdwardsPoint.basePoint
+        for _ in 0..<32 {
+            var current = windowBase
+            let baseCached = windowBase.cached
+            for _ in 0..<8 {
+                points.append(current)
+                current = current + baseCached
+            }
+            windowBase = windowBase.multipliedByPowerOfTwo(8)
+        }
+        // Batch inversion of the Z coordinates (Montgomery's trick).
+        var prefix = [FieldElement]()
+        prefix.reserveCapacity(points.count)
+        var running = FieldElement.one
+        for point in points {
+            prefix.append(running)
+            running = running * point.z
+        }
+        var inverse = running.inverted()
+        var zInverses = [FieldElement](repeating: .zero, count: points.count)
+        for index in stride(from: points.count - 1, through: 0, by: -1) {
+            zInverses[index] = inverse * prefix[index]
+            inverse = inverse * points[index].z
+        }
+        entries = zip(points, zInverses).map { point, zInverse in
+            let x = point.x * zInverse
+            let y = point.y * zInverse
+            return AffineCachedPoint(yPlusX: y + x, yMinusX: y - x, xy2d: x * y * FieldElement.d2)
+        }
+    }
+
+    /// Constant-time selection of digit·256^window·B, digit ∈ [−8, 8].
+    @inline(__always)
+    static func select(_ entries: [AffineCachedPoint], window: Int, digit: Int8) -> AffineCachedPoint {
+        let negative = Choice(unchecked: UInt64(UInt8(bitPattern: digit) >> 7))
+        let magnitude = UInt64(Int64(digit) &* (1 &- 2 &* Int64(negative.bit)))
+        var result = AffineCachedPoint.identity
+        let base = window * 8
+        for index in 0..<8 {
+            result.conditionalAssign(entries[base + index], Choice.equal(magnitude, UInt64(index + 1)))
+        }
+        result.conditionalNegate(negative)
+        return result
+    }
+}
