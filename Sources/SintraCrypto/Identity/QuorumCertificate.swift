@@ -37,6 +37,11 @@ public struct SignedStatement: Sendable, Hashable {
 }
 
 /// A member's Ed25519 public key (RFC 8032), verified with swift-crypto.
+///
+/// Stricter than RFC 8032 on the key itself: a member key must be a canonical encoding of a point of
+/// prime order ℓ. Honestly generated keys always are; a key with a low-order component would let its
+/// owner make signatures that verifiers disagree on (cofactored or not, see C2SP CCTV), and a replicated
+/// protocol cannot afford honest replicas disagreeing about a signature.
 public struct MemberPublicKey: Sendable, Hashable, CustomStringConvertible {
     /// The 32-byte encoding.
     public let bytes: [UInt8]
@@ -44,6 +49,12 @@ public struct MemberPublicKey: Sendable, Hashable, CustomStringConvertible {
     public init(bytes: [UInt8]) throws(DecodingError) {
         guard bytes.count == 32 else {
             throw DecodingError(.wrongLength(expected: 32, actual: bytes.count), in: "Ed25519 public key")
+        }
+        guard let point = EdwardsPoint(ed25519Encoding: bytes) else {
+            throw DecodingError(.invalidElement, in: "Ed25519 public key")
+        }
+        guard point.isTorsionFree, !point.equalsAsEdwards(.identity) else {
+            throw DecodingError(.invalidValue("not of prime order"), in: "Ed25519 public key")
         }
         guard (try? Curve25519.Signing.PublicKey(rawRepresentation: bytes)) != nil else {
             throw DecodingError(.invalidValue("rejected by Ed25519"), in: "Ed25519 public key")
