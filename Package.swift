@@ -30,6 +30,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SintraCommandTests",
+            dependencies: ["sintra", "SintraCrypto"]
+        ),
+        .testTarget(
             name: "SintraCryptoTests",
             dependencies: ["SintraCrypto", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Vectors")]

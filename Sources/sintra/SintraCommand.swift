@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `sintra` command: keys, demo, and (as the project grows) replicas, clients, benchmarks and simulation.
+@main
+struct SintraCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sintra",
+        abstract: "Intrusion-tolerant replication: n replicas, up to t < n/3 of them Byzantine, no timing assumptions.",
+        subcommands: [KeygenCommand.self, DemoCommand.self, CheckKeysCommand.self]
+    )
+}
