@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "SintraCrypto", targets: ["SintraCrypto"]),
+        .library(name: "SintraCore", targets: ["SintraCore"]),
         .executable(name: "sintra", targets: ["sintra"]),
     ],
     dependencies: [
@@ -21,6 +22,10 @@ let package = Package(
             name: "SintraCrypto",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimizedCrypto
+        ),
+        .target(
+            name: "SintraCore",
+            dependencies: ["SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "sintra",

@@ -1,0 +1,186 @@
+import SintraCrypto
+
+/// Sizes a decoder enforces on peer input.
+public struct WireLimits: Sendable {
+    /// Largest payload of a broadcast or a proposal.
+    public let payloadBytesMax: Int
+    /// Number of members (bounds certificates and member indices).
+    public let memberCount: Int
+
+    public init(payloadBytesMax: Int = 1 << 20, memberCount: Int) {
+        self.payloadBytesMax = payloadBytesMax
+        self.memberCount = memberCount
+    }
+}
+
+/// A protocol message with a canonical binary encoding: one tag byte per case, fixed-width big-endian
+/// integers, length-prefixed variable fields with maxima (STYLE.md, conventions 3).
+public protocol WireMessage: Sendable, Equatable {
+    func encode(into writer: inout ByteWriter)
+    init(from reader: inout ByteReader, limits: WireLimits) throws(DecodingError)
+}
+
+extension WireMessage {
+    public var encoded: [UInt8] {
+        var writer = ByteWriter()
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    /// Decodes a whole message; trailing bytes are an error.
+    public init(encoded bytes: some Sequence<UInt8>, limits: WireLimits) throws(DecodingError) {
+        var reader = ByteReader(bytes, context: String(describing: Self.self))
+        self = try Self(from: &reader, limits: limits)
+        try reader.finish()
+    }
+}
+
+extension ByteReader {
+    /// A member index in 1…memberCount.
+    public mutating func readMember(limits: WireLimits) throws(DecodingError) -> Int {
+        let index = Int(try readUInt16())
+        guard index >= 1, index <= limits.memberCount else {
+            throw DecodingError(.invalidValue("member index \(index) out of range"), in: context)
+        }
+        return index
+    }
+
+    /// A 32-byte digest.
+    public mutating func readDigest() throws(DecodingError) -> [UInt8] {
+        try readFixed(32)
+    }
+
+    /// A quorum certificate with at most one signature per member.
+    public mutating func readCertificate(limits: WireLimits) throws(DecodingError) -> QuorumCertificate {
+        let count = Int(try readUInt16())
+        guard count <= limits.memberCount else {
+            throw DecodingError(.tooLong(maximum: limits.memberCount, actual: count), in: context)
+        }
+        var writer = ByteWriter(capacity: 2 + count * 66)
+        writer.write(UInt16(count))
+        writer.writeFixed(try readFixed(count * (2 + QuorumCertificate.signatureBytes)))
+        return try QuorumCertificate(encoded: writer.bytes, memberCount: limits.memberCount)
+    }
+
+    /// A tag byte that must name one of `count` cases.
+    public mutating func readTag(below count: UInt8) throws(DecodingError) -> UInt8 {
+        let tag = try readUInt8()
+        guard tag < count else { throw DecodingError(.invalidValue("unknown message tag \(tag)"), in: context) }
+        return tag
+    }
+}
+
+/// The unit on a link: a header naming the format version, the cluster and the sender, the path of the
+/// top-level instance, and the encoded message.
+public struct Frame: Sendable, Equatable {
+    public static let version: UInt8 = 1
+    public static let frameBytesMax = 4 << 20
+
+    public let clusterIdentifier: [UInt8]
+    public let sender: Int
+    public let path: InstancePath
+    public let body: [UInt8]
+
+    public init(clusterIdentifier: [UInt8], sender: Int, path: InstancePath, body: [UInt8]) {
+        precondition(clusterIdentifier.count == 16, "cluster identifiers are 16 bytes")
+        self.clusterIdentifier = clusterIdentifier
+        self.sender = sender
+        self.path = path
+        self.body = body
+    }
+
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: body.count + 64)
+        writer.write(Frame.version)
+        writer.writeFixed(clusterIdentifier)
+        writer.write(UInt16(sender))
+        path.encode(into: &writer)
+        writer.writeVariable(body)
+        return writer.bytes
+    }
+
+    /// Decodes and checks the header against the expected cluster.
+    public init(encoded bytes: [UInt8], clusterIdentifier expected: [UInt8], limits: WireLimits) throws(DecodingError) {
+        guard bytes.count <= Frame.frameBytesMax else {
+            throw DecodingError(.tooLong(maximum: Frame.frameBytesMax, actual: bytes.count), in: "frame")
+        }
+        var reader = ByteReader(bytes, context: "frame")
+        let version = try reader.readUInt8()
+        guard version == Frame.version else {
+            throw DecodingError(.invalidValue("unsupported version \(version)"), in: "frame")
+        }
+        let cluster = try reader.readFixed(16)
+        guard cluster == expected else { throw DecodingError(.invalidValue("frame of another cluster"), in: "frame") }
+        clusterIdentifier = cluster
+        sender = try reader.readMember(limits: limits)
+        path = try InstancePath(from: &reader)
+        body = try reader.readVariable(maximum: Frame.frameBytesMax)
+        try reader.finish()
+    }
+}
+
+/// Randomness for protocol instances: the system's secure generator in production, a seeded generator
+/// (xoshiro256**) in simulation so that a run replays exactly from its seed.
+public struct ProtocolRandom: RandomNumberGenerator, Sendable {
+    private var state: (UInt64, UInt64, UInt64, UInt64)
+    private let system: Bool
+
+    public static func system() -> ProtocolRandom {
+        ProtocolRandom(state: (0, 0, 0, 0), system: true)
+    }
+
+    public static func seeded(_ seed: UInt64) -> ProtocolRandom {
+        // SplitMix64 expands the seed into a non-zero xoshiro state.
+        var x = seed
+        func splitMix() -> UInt64 {
+            x &+= 0x9e37_79b9_7f4a_7c15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
+        }
+        return ProtocolRandom(state: (splitMix(), splitMix(), splitMix(), splitMix()), system: false)
+    }
+
+    private init(state: (UInt64, UInt64, UInt64, UInt64), system: Bool) {
+        self.state = state
+        self.system = system
+    }
+
+    public mutating func next() -> UInt64 {
+        if system {
+            var generator = SystemRandomNumberGenerator()
+            return generator.next()
+        }
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let shifted = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= shifted
+        state.3 = (state.3 << 45) | (state.3 >> 19)
+        return result
+    }
+
+    /// An independent generator for a child instance (deterministic in seeded mode).
+    public mutating func split() -> ProtocolRandom {
+        system ? .system() : .seeded(next())
+    }
+}
+
+/// A protocol instance as the shells (simulator, network) drive it.
+public protocol ProtocolInstance: Sendable {
+    associatedtype Message: WireMessage
+    associatedtype Output: Sendable & Equatable
+
+    /// The instance's full path; the frames of its messages carry it.
+    var path: InstancePath { get }
+
+    /// Handles a message from member `sender` (already authenticated by the link).
+    mutating func handle(_ message: Message, from sender: Int) -> Effects<Message, Output>
+
+    /// True once the instance has produced its output and needs no further messages for its own
+    /// progress (it may still answer requests).
+    var isFinished: Bool { get }
+}
