@@ -35,6 +35,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SintraCoreTests",
+            dependencies: ["SintraCore", "SintraCrypto"]
+        ),
+        .testTarget(
             name: "SintraCommandTests",
             dependencies: ["sintra", "SintraCrypto"]
         ),

@@ -1,0 +1,84 @@
+import SintraCore
+import SintraCrypto
+
+/// A minimal seeded message pump for unit tests of one protocol: every message is encoded, decoded and
+/// delivered in a random order chosen by the seed. The full adversarial simulator is SintraSimulation.
+struct TestNetwork<Instance: ProtocolInstance> {
+    struct InFlight {
+        let from: Int
+        let to: Int
+        let bytes: [UInt8]
+    }
+
+    var nodes: [Int: Instance]
+    var queue: [InFlight] = []
+    var outputs: [Int: [Instance.Output]] = [:]
+    var faults: [Fault] = []
+    var random: ProtocolRandom
+    let limits: WireLimits
+    let replicas: Int
+    /// Messages to these nodes are dropped (they are silent and deaf).
+    var crashed: Set<Int> = []
+    var deliveredCount = 0
+
+    init(replicas: Int, nodes: [Int: Instance], seed: UInt64) {
+        self.replicas = replicas
+        self.nodes = nodes
+        self.random = .seeded(seed)
+        self.limits = WireLimits(memberCount: replicas)
+    }
+
+    mutating func absorb(_ effects: Effects<Instance.Message, Instance.Output>, from node: Int) {
+        outputs[node, default: []] += effects.outputs
+        faults += effects.faults
+        for outgoing in effects.messages {
+            let bytes = outgoing.message.encoded
+            switch outgoing.recipient {
+            case .all:
+                for to in 1...replicas { queue.append(InFlight(from: node, to: to, bytes: bytes)) }
+            case .node(let to):
+                queue.append(InFlight(from: node, to: to, bytes: bytes))
+            }
+        }
+    }
+
+    /// Injects raw bytes as if `from` had sent them to `to`.
+    mutating func inject(_ bytes: [UInt8], from: Int, to: Int) {
+        queue.append(InFlight(from: from, to: to, bytes: bytes))
+    }
+
+    /// Delivers messages in random order until the queue is empty or `stepsMax` deliveries happened.
+    mutating func run(stepsMax: Int = 200_000) {
+        var steps = 0
+        while !queue.isEmpty && steps < stepsMax {
+            let index = Int(random.next() % UInt64(queue.count))
+            queue.swapAt(index, queue.count - 1)
+            let flight = queue.removeLast()
+            steps += 1
+            guard !crashed.contains(flight.to), var node = nodes[flight.to] else { continue }
+            deliveredCount += 1
+            let message: Instance.Message
+            do {
+                message = try Instance.Message(encoded: flight.bytes, limits: limits)
+            } catch {
+                faults.append(Fault(node: flight.from, path: node.path, kind: .malformed, detail: "\(error)"))
+                continue
+            }
+            let effects = node.handle(message, from: flight.from)
+            nodes[flight.to] = node
+            absorb(effects, from: flight.to)
+        }
+    }
+}
+
+enum TestCluster {
+    static func keys(n: Int, t: Int, seed: UInt64) throws -> (GroupConfiguration, [LocalKeys]) {
+        var random = ProtocolRandom.seeded(seed)
+        let dealt = try KeyDealer.deal(replicas: n, faulty: t, using: &random)
+        let configuration = try GroupConfiguration(
+            replicas: n, faulty: t, clusterIdentifier: dealt.clusterIdentifier,
+            memberKeys: try dealt.identityKeys.map { try MemberPublicKey(bytes: $0) },
+            coinKey: dealt.coinPublicKey, encryptionKey: dealt.encryptionPublicKey)
+        return (configuration, try dealt.secrets.map { try LocalKeys(secrets: $0) })
+    }
+}
