@@ -36,7 +36,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SintraCoreTests",
-            dependencies: ["SintraCore", "SintraCrypto"]
+            dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SintraCommandTests",
