@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "SintraCrypto", targets: ["SintraCrypto"]),
         .library(name: "SintraCore", targets: ["SintraCore"]),
+        .library(name: "SintraReplica", targets: ["SintraReplica"]),
         .executable(name: "sintra", targets: ["sintra"]),
     ],
     dependencies: [
@@ -27,6 +28,10 @@ let package = Package(
             name: "SintraCore",
             dependencies: ["SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "SintraReplica",
+            dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "sintra",
             dependencies: [
@@ -37,6 +42,10 @@ let package = Package(
         .testTarget(
             name: "SintraCoreTests",
             dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "SintraReplicaTests",
+            dependencies: ["SintraReplica", "SintraCrypto"]
         ),
         .testTarget(
             name: "SintraCommandTests",

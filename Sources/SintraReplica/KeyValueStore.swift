@@ -1,0 +1,235 @@
+import Crypto
+import SintraCrypto
+
+/// SintraKV: a replicated key-value store with put, get, delete, compare-and-swap and range scan.
+///
+/// Operations and results have canonical binary encodings; the state is kept in key order, so snapshots
+/// and digests are identical on every replica that applied the same operations.
+public struct KeyValueStore: StateMachine {
+    public static let keyBytesMax = 1024
+    public static let valueBytesMax = 64 << 10
+    public static let scanCountMax = 1000
+
+    /// Keys in increasing byte order, with their values.
+    private var keys: [[UInt8]] = []
+    private var values: [[UInt8]] = []
+
+    public init() {}
+
+    public enum Operation: Sendable, Equatable {
+        case put(key: [UInt8], value: [UInt8])
+        case get(key: [UInt8])
+        case delete(key: [UInt8])
+        /// Sets `new` if the current value equals `expected` (nil: the key must be absent).
+        case compareAndSwap(key: [UInt8], expected: [UInt8]?, new: [UInt8])
+        /// Keys in [from, to), at most `limit` (capped at `scanCountMax`).
+        case scan(from: [UInt8], to: [UInt8], limit: Int)
+
+        public var encoded: [UInt8] {
+            var writer = ByteWriter()
+            switch self {
+            case .put(let key, let value):
+                writer.write(UInt8(0))
+                writer.writeVariable(key)
+                writer.writeVariable(value)
+            case .get(let key):
+                writer.write(UInt8(1))
+                writer.writeVariable(key)
+            case .delete(let key):
+                writer.write(UInt8(2))
+                writer.writeVariable(key)
+            case .compareAndSwap(let key, let expected, let new):
+                writer.write(UInt8(3))
+                writer.writeVariable(key)
+                writer.write(UInt8(expected == nil ? 0 : 1))
+                if let expected { writer.writeVariable(expected) }
+                writer.writeVariable(new)
+            case .scan(let from, let to, let limit):
+                writer.write(UInt8(4))
+                writer.writeVariable(from)
+                writer.writeVariable(to)
+                writer.write(UInt32(clamping: limit))
+            }
+            return writer.bytes
+        }
+
+        public init(encoded bytes: [UInt8]) throws(DecodingError) {
+            var reader = ByteReader(bytes, context: "kv operation")
+            func key() throws(DecodingError) -> [UInt8] { try reader.readVariable(maximum: KeyValueStore.keyBytesMax) }
+            func value() throws(DecodingError) -> [UInt8] { try reader.readVariable(maximum: KeyValueStore.valueBytesMax) }
+            switch try reader.readUInt8() {
+            case 0: self = .put(key: try key(), value: try value())
+            case 1: self = .get(key: try key())
+            case 2: self = .delete(key: try key())
+            case 3:
+                let key = try key()
+                let flag = try reader.readUInt8()
+                guard flag <= 1 else { throw DecodingError(.invalidValue("flag \(flag)"), in: "kv operation") }
+                let expected = flag == 1 ? try value() : nil
+                self = .compareAndSwap(key: key, expected: expected, new: try value())
+            case 4:
+                self = .scan(from: try key(), to: try key(), limit: Int(try reader.readUInt32()))
+            case let tag:
+                throw DecodingError(.invalidValue("unknown operation \(tag)"), in: "kv operation")
+            }
+            try reader.finish()
+        }
+    }
+
+    /// A result: a status byte, then the payload of that status.
+    public enum Result: Sendable, Equatable {
+        case ok
+        case value([UInt8])
+        case notFound
+        /// Compare-and-swap failed; carries the current value (nil if absent).
+        case conflict(current: [UInt8]?)
+        case entries([(key: [UInt8], value: [UInt8])])
+        case invalid(String)
+
+        public static func == (a: Result, b: Result) -> Bool { a.encoded == b.encoded }
+
+        public var encoded: [UInt8] {
+            var writer = ByteWriter()
+            switch self {
+            case .ok: writer.write(UInt8(0))
+            case .value(let value):
+                writer.write(UInt8(1))
+                writer.writeVariable(value)
+            case .notFound: writer.write(UInt8(2))
+            case .conflict(let current):
+                writer.write(UInt8(3))
+                writer.write(UInt8(current == nil ? 0 : 1))
+                if let current { writer.writeVariable(current) }
+            case .entries(let entries):
+                writer.write(UInt8(4))
+                writer.write(UInt32(entries.count))
+                for entry in entries {
+                    writer.writeVariable(entry.key)
+                    writer.writeVariable(entry.value)
+                }
+            case .invalid(let reason):
+                writer.write(UInt8(5))
+                writer.writeVariable(Array(reason.utf8))
+            }
+            return writer.bytes
+        }
+
+        public init(encoded bytes: [UInt8]) throws(DecodingError) {
+            var reader = ByteReader(bytes, context: "kv result")
+            switch try reader.readUInt8() {
+            case 0: self = .ok
+            case 1: self = .value(try reader.readVariable(maximum: KeyValueStore.valueBytesMax))
+            case 2: self = .notFound
+            case 3:
+                let present = try reader.readUInt8() == 1
+                self = .conflict(current: present ? try reader.readVariable(maximum: KeyValueStore.valueBytesMax) : nil)
+            case 4:
+                let count = Int(try reader.readUInt32())
+                guard count <= KeyValueStore.scanCountMax else {
+                    throw DecodingError(.tooLong(maximum: KeyValueStore.scanCountMax, actual: count), in: "kv result")
+                }
+                var entries = [(key: [UInt8], value: [UInt8])]()
+                for _ in 0..<count {
+                    let key = try reader.readVariable(maximum: KeyValueStore.keyBytesMax)
+                    entries.append((key, try reader.readVariable(maximum: KeyValueStore.valueBytesMax)))
+                }
+                self = .entries(entries)
+            case 5: self = .invalid(String(decoding: try reader.readVariable(maximum: 1024), as: UTF8.self))
+            case let tag: throw DecodingError(.invalidValue("unknown result \(tag)"), in: "kv result")
+            }
+            try reader.finish()
+        }
+    }
+
+    /// Index of `key`, or where it would be inserted.
+    private func position(of key: [UInt8]) -> (index: Int, found: Bool) {
+        var low = 0, high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if keys[middle].lexicographicallyPrecedes(key) { low = middle + 1 } else { high = middle }
+        }
+        return (low, low < keys.count && keys[low] == key)
+    }
+
+    private mutating func set(_ key: [UInt8], _ value: [UInt8]) {
+        let (index, found) = position(of: key)
+        if found { values[index] = value } else {
+            keys.insert(key, at: index)
+            values.insert(value, at: index)
+        }
+    }
+
+    public mutating func apply(_ operation: [UInt8]) -> [UInt8] {
+        let decoded: Operation
+        do {
+            decoded = try Operation(encoded: operation)
+        } catch {
+            return Result.invalid(error.description).encoded
+        }
+        return perform(decoded).encoded
+    }
+
+    /// Applies a decoded operation.
+    public mutating func perform(_ operation: Operation) -> Result {
+        switch operation {
+        case .put(let key, let value):
+            set(key, value)
+            return .ok
+        case .get(let key):
+            let (index, found) = position(of: key)
+            return found ? .value(values[index]) : .notFound
+        case .delete(let key):
+            let (index, found) = position(of: key)
+            guard found else { return .notFound }
+            keys.remove(at: index)
+            values.remove(at: index)
+            return .ok
+        case .compareAndSwap(let key, let expected, let new):
+            let (index, found) = position(of: key)
+            let current = found ? values[index] : nil
+            guard current == expected else { return .conflict(current: current) }
+            set(key, new)
+            return .ok
+        case .scan(let from, let to, let limit):
+            var entries = [(key: [UInt8], value: [UInt8])]()
+            var index = position(of: from).index
+            let count = min(max(limit, 0), KeyValueStore.scanCountMax)
+            while index < keys.count, entries.count < count, keys[index].lexicographicallyPrecedes(to) {
+                entries.append((keys[index], values[index]))
+                index += 1
+            }
+            return .entries(entries)
+        }
+    }
+
+    public var count: Int { keys.count }
+
+    public func snapshot() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(UInt64(keys.count))
+        for (key, value) in zip(keys, values) {
+            writer.writeVariable(key)
+            writer.writeVariable(value)
+        }
+        return writer.bytes
+    }
+
+    public init(snapshot: [UInt8]) throws(DecodingError) {
+        var reader = ByteReader(snapshot, context: "kv snapshot")
+        let count = try reader.readUInt64()
+        var previous: [UInt8]?
+        for _ in 0..<count {
+            let key = try reader.readVariable(maximum: KeyValueStore.keyBytesMax)
+            let value = try reader.readVariable(maximum: KeyValueStore.valueBytesMax)
+            if let previous, !previous.lexicographicallyPrecedes(key) {
+                throw DecodingError(.invalidValue("keys not strictly increasing"), in: "kv snapshot")
+            }
+            previous = key
+            keys.append(key)
+            values.append(value)
+        }
+        try reader.finish()
+    }
+
+    public var digest: [UInt8] { Array(SHA256.hash(data: snapshot())) }
+}

@@ -1,0 +1,167 @@
+import SintraCrypto
+
+/// An application replicated by Sintra. Every replica applies the same requests in the same order, so
+/// `apply` must be deterministic: no clocks, randomness, or iteration over unordered collections.
+public protocol StateMachine: Sendable {
+    /// Applies one ordered request and returns the reply sent to its client. Malformed operations get an
+    /// error reply; they never trap, because a Byzantine client can submit anything.
+    mutating func apply(_ operation: [UInt8]) -> [UInt8]
+
+    /// A canonical encoding of the whole state, identical on every replica in the same state.
+    func snapshot() -> [UInt8]
+
+    /// Restores a state from `snapshot()` output; throws on malformed bytes.
+    init(snapshot: [UInt8]) throws(DecodingError)
+
+    /// SHA-256 of the canonical state: equal digests mean equal states.
+    var digest: [UInt8] { get }
+}
+
+/// A client's request as ordered by atomic broadcast: who sent it, its per-client sequence number, and the
+/// application operation.
+public struct ClientRequest: Sendable, Hashable {
+    public static let operationBytesMax = 1 << 20
+
+    /// 16 random bytes chosen by the client.
+    public let client: [UInt8]
+    /// Increases by one per request of this client; replicas execute each (client, sequence) once.
+    public let sequence: UInt64
+    public let operation: [UInt8]
+
+    public init(client: [UInt8], sequence: UInt64, operation: [UInt8]) {
+        precondition(client.count == 16, "client identifiers are 16 bytes")
+        self.client = client
+        self.sequence = sequence
+        self.operation = operation
+    }
+
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: operation.count + 32)
+        writer.writeFixed(client)
+        writer.write(sequence)
+        writer.writeVariable(operation)
+        return writer.bytes
+    }
+
+    public init(encoded bytes: some Sequence<UInt8>) throws(DecodingError) {
+        var reader = ByteReader(bytes, context: "client request")
+        client = try reader.readFixed(16)
+        sequence = try reader.readUInt64()
+        operation = try reader.readVariable(maximum: ClientRequest.operationBytesMax)
+        try reader.finish()
+    }
+}
+
+/// A replica's reply to one request.
+public struct ClientReply: Sendable, Hashable {
+    public let client: [UInt8]
+    public let sequence: UInt64
+    public let result: [UInt8]
+
+    public init(client: [UInt8], sequence: UInt64, result: [UInt8]) {
+        self.client = client
+        self.sequence = sequence
+        self.result = result
+    }
+}
+
+/// Executes ordered requests on a state machine exactly once per (client, sequence).
+///
+/// A request whose sequence number is at or below the client's last executed one is a duplicate (a
+/// retransmission, or the same request ordered twice because several replicas proposed it): it is not
+/// executed again, and if it is the last one its cached reply is returned so a retrying client still
+/// gets an answer. The per-client table holds one entry per client; `clientCountMax` bounds it, evicting
+/// the least recently active client deterministically (by its last executed position).
+public struct RequestExecutor<Machine: StateMachine>: Sendable {
+    public static var clientCountMax: Int { 100_000 }
+
+    public private(set) var machine: Machine
+    /// Requests executed so far (the position of the next one).
+    public private(set) var executedCount: UInt64 = 0
+    private var lastByClient: [[UInt8]: (sequence: UInt64, reply: [UInt8], position: UInt64)] = [:]
+    /// Clients in the order of their executions (with stale entries), for least-recently-active eviction.
+    private var recency: [(client: [UInt8], position: UInt64)] = []
+    private var recencyHead = 0
+
+    public init(machine: Machine) {
+        self.machine = machine
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        /// Executed now; send the reply.
+        case executed(ClientReply)
+        /// Already executed and the latest of its client: resend the cached reply.
+        case duplicate(ClientReply)
+        /// Older than the client's latest request: nothing to send.
+        case stale
+    }
+
+    /// Applies one delivered request (in delivery order).
+    public mutating func execute(_ request: ClientRequest) -> Outcome {
+        if let last = lastByClient[request.client], request.sequence <= last.sequence {
+            guard request.sequence == last.sequence else { return .stale }
+            return .duplicate(ClientReply(client: request.client, sequence: request.sequence, result: last.reply))
+        }
+        let result = machine.apply(request.operation)
+        lastByClient[request.client] = (request.sequence, result, executedCount)
+        recency.append((request.client, executedCount))
+        executedCount += 1
+        if lastByClient.count > RequestExecutor.clientCountMax {
+            evictLeastRecentlyActiveClient()
+        }
+        return .executed(ClientReply(client: request.client, sequence: request.sequence, result: result))
+    }
+
+    /// Evicts the client whose latest request is the oldest. A request of an evicted client that is
+    /// ordered again much later would run again; the bound is far above any live client population.
+    private mutating func evictLeastRecentlyActiveClient() {
+        while recencyHead < recency.count {
+            let entry = recency[recencyHead]
+            recencyHead += 1
+            if lastByClient[entry.client]?.position == entry.position {
+                lastByClient[entry.client] = nil
+                break
+            }
+        }
+        if recencyHead > recency.count / 2 {
+            recency.removeFirst(recencyHead)
+            recencyHead = 0
+        }
+    }
+
+    /// The last executed sequence number of a client, if known.
+    public func lastSequence(of client: [UInt8]) -> UInt64? { lastByClient[client]?.sequence }
+}
+
+/// The client side: a result is accepted once t + 1 replicas sent the same one (at least one of them is
+/// honest, and honest replicas execute the same requests in the same order).
+public struct ReplyCollector: Sendable {
+    public let faulty: Int
+    public let sequence: UInt64
+    private var replies: [Int: [UInt8]] = [:]
+
+    public init(faulty: Int, sequence: UInt64) {
+        self.faulty = faulty
+        self.sequence = sequence
+    }
+
+    /// Records replica `replica`'s reply (its first one counts); returns the accepted result once t + 1
+    /// replicas agree.
+    public mutating func add(_ reply: ClientReply, from replica: Int) -> [UInt8]? {
+        guard reply.sequence == sequence, replies[replica] == nil else { return accepted }
+        replies[replica] = reply.result
+        return accepted
+    }
+
+    public var accepted: [UInt8]? {
+        var counts: [[UInt8]: Int] = [:]
+        for replica in replies.keys.sorted() {
+            let result = replies[replica]!
+            counts[result, default: 0] += 1
+            if counts[result]! >= faulty + 1 { return result }
+        }
+        return nil
+    }
+
+    public var replyCount: Int { replies.count }
+}

@@ -1,0 +1,103 @@
+import SintraCrypto
+import Testing
+
+@testable import SintraReplica
+
+@Suite struct KeyValueStoreTests {
+    private func run(_ store: inout KeyValueStore, _ operation: KeyValueStore.Operation) throws -> KeyValueStore.Result {
+        try KeyValueStore.Result(encoded: store.apply(operation.encoded))
+    }
+
+    @Test func operations() throws {
+        var store = KeyValueStore()
+        let a = Array("a".utf8), b = Array("b".utf8), c = Array("c".utf8)
+        #expect(try run(&store, .get(key: a)) == .notFound)
+        #expect(try run(&store, .put(key: b, value: [2])) == .ok)
+        #expect(try run(&store, .put(key: a, value: [1])) == .ok)
+        #expect(try run(&store, .put(key: c, value: [3])) == .ok)
+        #expect(try run(&store, .get(key: a)) == .value([1]))
+        #expect(try run(&store, .compareAndSwap(key: a, expected: [9], new: [5])) == .conflict(current: [1]))
+        #expect(try run(&store, .compareAndSwap(key: a, expected: [1], new: [5])) == .ok)
+        #expect(try run(&store, .compareAndSwap(key: Array("d".utf8), expected: nil, new: [4])) == .ok)
+        #expect(try run(&store, .compareAndSwap(key: Array("d".utf8), expected: nil, new: [4])) == .conflict(current: [4]))
+        #expect(try run(&store, .scan(from: a, to: c, limit: 10)) == .entries([(a, [5]), (b, [2])]))
+        #expect(try run(&store, .scan(from: [], to: [0xff], limit: 2)) == .entries([(a, [5]), (b, [2])]))
+        #expect(try run(&store, .delete(key: b)) == .ok)
+        #expect(try run(&store, .delete(key: b)) == .notFound)
+        #expect(store.count == 3)
+    }
+
+    @Test func malformedOperationsGetAnErrorReply() throws {
+        var store = KeyValueStore()
+        var random = SplitMix(seed: 4)
+        for _ in 0..<2000 {
+            let bytes = (0..<Int(random.next() % 40)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            _ = try KeyValueStore.Result(encoded: store.apply(bytes))
+        }
+        let tooLong = KeyValueStore.Operation.put(key: [UInt8](repeating: 1, count: KeyValueStore.keyBytesMax + 1), value: [])
+        guard case .invalid = try KeyValueStore.Result(encoded: store.apply(tooLong.encoded)) else {
+            Issue.record("an oversized key was accepted")
+            return
+        }
+    }
+
+    /// Replicas that apply the same operations have equal digests and snapshots; the snapshot restores.
+    @Test func deterministicStateAndSnapshots() throws {
+        var first = KeyValueStore(), second = KeyValueStore()
+        var random = SplitMix(seed: 8)
+        for _ in 0..<500 {
+            let key = [UInt8(random.next() % 50)]
+            let operation: KeyValueStore.Operation =
+                random.next() % 3 == 0 ? .delete(key: key) : .put(key: key, value: [UInt8(random.next() % 256)])
+            _ = first.apply(operation.encoded)
+            _ = second.apply(operation.encoded)
+        }
+        #expect(first.digest == second.digest)
+        let restored = try KeyValueStore(snapshot: first.snapshot())
+        #expect(restored.digest == first.digest)
+        _ = second.apply(KeyValueStore.Operation.put(key: [200], value: []).encoded)
+        #expect(first.digest != second.digest)
+        #expect(throws: DecodingError.self) { try KeyValueStore(snapshot: [0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 5]) }
+    }
+
+    @Test func executorRunsEachRequestOnce() throws {
+        var executor = RequestExecutor(machine: KeyValueStore())
+        let client = [UInt8](repeating: 7, count: 16)
+        let put = ClientRequest(client: client, sequence: 1, operation: KeyValueStore.Operation.put(key: [1], value: [1]).encoded)
+        guard case .executed = executor.execute(put) else { Issue.record("first execution"); return }
+        #expect(executor.execute(put) == .duplicate(ClientReply(client: client, sequence: 1, result: KeyValueStore.Result.ok.encoded)))
+        let cas = ClientRequest(
+            client: client, sequence: 2,
+            operation: KeyValueStore.Operation.compareAndSwap(key: [1], expected: [1], new: [2]).encoded)
+        #expect(executor.execute(cas) == .executed(ClientReply(client: client, sequence: 2, result: KeyValueStore.Result.ok.encoded)))
+        #expect(executor.execute(put) == .stale)
+        #expect(executor.executedCount == 2)
+        #expect(try ClientRequest(encoded: cas.encoded) == cas)
+    }
+
+    @Test func clientAcceptsOnlyTPlusOneMatchingReplies() {
+        var collector = ReplyCollector(faulty: 2, sequence: 5)
+        let client = [UInt8](repeating: 1, count: 16)
+        let good = ClientReply(client: client, sequence: 5, result: [1])
+        let bad = ClientReply(client: client, sequence: 5, result: [6])
+        #expect(collector.add(bad, from: 4) == nil)
+        #expect(collector.add(bad, from: 5) == nil)
+        #expect(collector.add(good, from: 1) == nil)
+        #expect(collector.add(good, from: 1) == nil, "a replica counts once")
+        #expect(collector.add(ClientReply(client: client, sequence: 4, result: [1]), from: 2) == nil, "other sequence")
+        #expect(collector.add(good, from: 2) == nil)
+        #expect(collector.add(good, from: 3) == [1])
+    }
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
