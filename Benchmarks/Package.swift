@@ -1,0 +1,41 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks live in their own package so that the main package's build stays light (see STYLE.md).
+// Build and run from this folder:
+//   swift package --allow-writing-to-package-directory benchmark     (package-benchmark, Benchmarks/*)
+//   swift run -c release crypto-compare                              (Sintra and libsodium side by side)
+//   swift run -c release differential                                (byte-for-byte check against libsodium)
+// libsodium is loaded at run time with dlopen (no headers needed), see Sources/LibsodiumReference.
+let package = Package(
+    name: "SintraBenchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(name: "Sintra", path: ".."),
+        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // The dlopen-based libsodium loader shared by every target below.
+        .target(name: "LibsodiumReference"),
+        // package-benchmark suites. Group operations now; the threshold coin and TDH2 get their own
+        // suite (Benchmarks/ThresholdBenchmarks) next to this one, with the same dependencies.
+        .executableTarget(
+            name: "GroupBenchmarks",
+            dependencies: [
+                "LibsodiumReference",
+                .product(name: "SintraCrypto", package: "Sintra"),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/GroupBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+        .executableTarget(
+            name: "crypto-compare",
+            dependencies: ["LibsodiumReference", .product(name: "SintraCrypto", package: "Sintra")]
+        ),
+        .executableTarget(
+            name: "differential",
+            dependencies: ["LibsodiumReference", .product(name: "SintraCrypto", package: "Sintra")]
+        ),
+    ]
+)
