@@ -1,0 +1,99 @@
+/// One row of the comparison: an operation done by Sintra and, where libsodium has it, by libsodium.
+///
+/// Each closure performs the operation `iterations` times over a fixed pool of inputs, so that the time of a
+/// closure call is spread over many operations and the per-operation figure contains no call overhead.
+struct Comparison {
+    var name: String
+    var sintra: (_ iterations: Int) -> Void
+    var libsodium: ((_ iterations: Int) -> Void)?
+}
+
+/// The median per-operation times of one row, in microseconds.
+struct ComparisonResult {
+    var name: String
+    var sintraMicroseconds: Double
+    var libsodiumMicroseconds: Double?
+
+    /// Sintra's time over libsodium's: below 1 means Sintra is faster.
+    var ratio: Double? { libsodiumMicroseconds.map { sintraMicroseconds / $0 } }
+}
+
+/// Sink for results, so that the optimiser cannot drop an operation whose output is otherwise unused.
+nonisolated(unsafe) var checksum: UInt8 = 0
+
+@inline(__always)
+func consume(_ bytes: [UInt8]) {
+    checksum ^= bytes[0]
+}
+
+@inline(__always)
+func consume(_ byte: UInt8) {
+    checksum ^= byte
+}
+
+/// Times batches of Sintra and libsodium interleaved, and takes the median of the repetitions.
+struct Runner {
+    /// How long one timed batch should take; longer batches average out more noise.
+    var batchMilliseconds: Double
+    /// How many timed batches per side; the median is reported.
+    var repetitions: Int
+
+    private let clock = ContinuousClock()
+
+    private func microseconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+    }
+
+    /// Runs `body` on growing batches until one takes a tenth of the target, then scales to the target. This
+    /// also warms caches, the branch predictor and lazily built tables before anything is timed.
+    private func calibrate(_ body: (Int) -> Void) -> Int {
+        var iterations = 1
+        while true {
+            let elapsed = microseconds(clock.measure { body(iterations) })
+            if elapsed >= batchMilliseconds * 100 || iterations >= 1 << 24 {
+                let perOperation = elapsed / Double(iterations)
+                return max(1, Int(batchMilliseconds * 1000 / perOperation))
+            }
+            iterations *= 2
+        }
+    }
+
+    func run(_ comparison: Comparison) -> ComparisonResult {
+        let sintraIterations = calibrate(comparison.sintra)
+        let libsodiumIterations = comparison.libsodium.map(calibrate) ?? 0
+        var sintraTimes: [Double] = []
+        var libsodiumTimes: [Double] = []
+        for repetition in 0..<repetitions {
+            // Alternating which side goes first keeps a slow drift of the machine (frequency, a neighbour's
+            // build) from favouring one side.
+            let sintraFirst = repetition % 2 == 0
+            func timeSintra() {
+                let elapsed = microseconds(clock.measure { comparison.sintra(sintraIterations) })
+                sintraTimes.append(elapsed / Double(sintraIterations))
+            }
+            func timeLibsodium() {
+                guard let libsodium = comparison.libsodium else { return }
+                let elapsed = microseconds(clock.measure { libsodium(libsodiumIterations) })
+                libsodiumTimes.append(elapsed / Double(libsodiumIterations))
+            }
+            if sintraFirst {
+                timeSintra()
+                timeLibsodium()
+            } else {
+                timeLibsodium()
+                timeSintra()
+            }
+        }
+        return ComparisonResult(
+            name: comparison.name,
+            sintraMicroseconds: median(sintraTimes),
+            libsodiumMicroseconds: libsodiumTimes.isEmpty ? nil : median(libsodiumTimes))
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}

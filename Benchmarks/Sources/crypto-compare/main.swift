@@ -1,0 +1,73 @@
+import LibsodiumReference
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Times each Sintra operation and its libsodium counterpart interleaved in one process and prints a Markdown
+// table of median microseconds per operation and the ratio Sintra / libsodium.
+// Usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT]
+
+var batchMilliseconds = 40.0
+var repetitions = 11
+var filter: String?
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--batch-milliseconds":
+        guard let value = arguments.popFirst().flatMap({ Double($0) }), value > 0 else { exit(2) }
+        batchMilliseconds = value
+    case "--repetitions":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else { exit(2) }
+        repetitions = value
+    case "--filter":
+        filter = arguments.popFirst()
+    default:
+        print("usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT]")
+        exit(2)
+    }
+}
+
+let sodium: Libsodium
+do {
+    sodium = try Libsodium()
+} catch {
+    print("crypto-compare: \(error)")
+    exit(2)
+}
+
+let fixture = Fixture(sodium: sodium)
+var comparisons = groupComparisons(fixture) + scalarComparisons(fixture) + thresholdComparisons(fixture)
+if let filter {
+    comparisons = comparisons.filter { $0.name.contains(filter) }
+}
+let runner = Runner(batchMilliseconds: batchMilliseconds, repetitions: repetitions)
+
+print("Sintra against libsodium \(sodium.version) (\(sodium.path)); median of \(repetitions) interleaved batches "
+    + "of about \(batchMilliseconds) ms per side")
+print("")
+print("| operation | Sintra µs | libsodium µs | ratio |")
+print("| --- | ---: | ---: | ---: |")
+for comparison in comparisons {
+    let result = runner.run(comparison)
+    let libsodiumColumn = result.libsodiumMicroseconds.map { format($0, decimals: 2) } ?? "—"
+    let ratioColumn = result.ratio.map { format($0, decimals: 2) + "×" } ?? "—"
+    let sintraColumn = format(result.sintraMicroseconds, decimals: 2)
+    print("| \(result.name) | \(sintraColumn) | \(libsodiumColumn) | \(ratioColumn) |")
+    fflush(nil)  // Flushes every stream, so each row appears as soon as it is measured.
+}
+print("")
+print("checksum \(checksum) (printed so that no timed result is optimised away)")
+
+/// Fixed-point formatting without Foundation.
+func format(_ value: Double, decimals: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = Int((value * scale).rounded())
+    let whole = scaled / Int(scale)
+    var fraction = String(scaled % Int(scale))
+    fraction = String(repeating: "0", count: max(0, decimals - fraction.count)) + fraction
+    return decimals == 0 ? String(whole) : "\(whole).\(fraction)"
+}
