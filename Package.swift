@@ -32,10 +32,15 @@ let package = Package(
             name: "SintraReplica",
             dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "SintraSimulation",
+            dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "sintra",
             dependencies: [
                 "SintraCrypto",
+                "SintraSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -46,6 +51,10 @@ let package = Package(
         .testTarget(
             name: "SintraReplicaTests",
             dependencies: ["SintraReplica", "SintraCrypto"]
+        ),
+        .testTarget(
+            name: "SintraSimulationTests",
+            dependencies: ["SintraSimulation", "SintraCore", "SintraCrypto"]
         ),
         .testTarget(
             name: "SintraCommandTests",

@@ -1,0 +1,60 @@
+import SintraCore
+
+/// A protocol's simulation with its adapter type erased, for the command line.
+public struct SimulationRunner {
+    public let protocolName: String
+    /// Every adversary this protocol can be run against.
+    public let adversaries: [Adversary]
+    private let runOne: (UInt64, Adversary, Bool) -> RunResult
+    private let runSeries: (UInt64, Int, [Adversary], ((RunResult) -> Void)?) -> SimulationSummary
+
+    public init<P: SimulatedProtocol>(_ simulation: Simulation<P>) {
+        protocolName = simulation.adapter.name
+        adversaries = Adversary.catalogue(for: simulation.adapter)
+        runOne = { simulation.run(seed: $0, adversary: $1, trace: $2) }
+        runSeries = { simulation.runMany(firstSeed: $0, seeds: $1, adversaries: $2, progress: $3) }
+    }
+
+    public func adversary(named name: String) -> Adversary? {
+        adversaries.first { $0.name == name }
+    }
+
+    public func run(seed: UInt64, adversary: Adversary, trace: Bool = false) -> RunResult {
+        runOne(seed, adversary, trace)
+    }
+
+    public func runMany(
+        firstSeed: UInt64, seeds: Int, adversaries: [Adversary], progress: ((RunResult) -> Void)? = nil
+    ) -> SimulationSummary {
+        runSeries(firstSeed, seeds, adversaries, progress)
+    }
+}
+
+/// The protocols the simulator knows, by command-line name.
+public enum SimulationCatalog {
+    /// Every name `sintra sim --protocol` accepts.
+    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba"]
+
+    public enum Failure: Error, CustomStringConvertible {
+        case unknownProtocol(String)
+        case notAvailable(String)
+
+        public var description: String {
+            switch self {
+            case .unknownProtocol(let name):
+                "unknown protocol \(name); choose one of \(SimulationCatalog.protocolNames.joined(separator: ", "))"
+            case .notAvailable(let name): "protocol \(name) has no simulation adapter yet"
+            }
+        }
+    }
+
+    /// The runner for protocol `name` on a cluster of this shape.
+    public static func runner(for name: String, replicas: Int, faulty: Int) throws -> SimulationRunner {
+        guard protocolNames.contains(name) else { throw Failure.unknownProtocol(name) }
+        let cluster = try SimulationCluster.deal(replicas: replicas, faulty: faulty)
+        switch name {
+        case "rbc": return SimulationRunner(Simulation(adapter: ReliableBroadcastAdapter(), cluster: cluster))
+        default: throw Failure.notAvailable(name)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import SintraCore
+import SintraCrypto
+
+/// What an adapter may read about one run: the group, every member's keys (a Byzantine coalition knows
+/// its own members' keys; an honest node's instance must only be given its own), the instance path, the
+/// decoder limits and who is Byzantine.
+public struct SimulationContext: Sendable {
+    public let configuration: GroupConfiguration
+    /// Member i's keys at position i − 1.
+    public let keys: [LocalKeys]
+    /// The path of the instance under test; it contains the seed, so coin names differ between runs.
+    public let path: InstancePath
+    public let limits: WireLimits
+    /// Byzantine members, in increasing order.
+    public let byzantine: [Int]
+    /// Honest members, in increasing order.
+    public let honest: [Int]
+    public let seed: UInt64
+
+    public var replicas: Int { configuration.replicas }
+    public var faulty: Int { configuration.faulty }
+
+    public func isByzantine(_ node: Int) -> Bool { byzantine.contains(node) }
+
+    /// Member `node`'s keys.
+    public func keys(of node: Int) -> LocalKeys { keys[node - 1] }
+}
+
+/// What the honest nodes of a run must and must not do, decided by the adapter from the run's inputs.
+/// The checkers (`Checkers`) read only this and the outputs, never the protocol's internal state.
+public struct Guarantees<Output> {
+    /// Every honest node must output (validity for an honest sender; termination for agreement).
+    public var allMustOutput: Bool
+    /// If one honest node outputs, every honest node must (totality of reliable broadcast).
+    public var totality: Bool
+    /// Why an honest node must not have produced `output`, or nil if it may have (validity, integrity).
+    public var rejects: (Output) -> String?
+
+    public init(allMustOutput: Bool, totality: Bool, rejects: @escaping (Output) -> String? = { _ in nil }) {
+        self.allMustOutput = allMustOutput
+        self.totality = totality
+        self.rejects = rejects
+    }
+}
+
+/// A Byzantine node's view when an adapter tampers with or forges its messages.
+public struct ByzantineView<Scenario> {
+    /// The Byzantine node.
+    public let me: Int
+    public let scenario: Scenario
+    public let context: SimulationContext
+
+    /// Whether `recipient` is in the upper half of the members, the half an equivocator lies to.
+    public func isUpperHalf(_ recipient: Int) -> Bool { recipient > context.replicas / 2 }
+}
+
+/// An adversarial delivery order that reads the protocol's messages in flight, e.g. ABBA's "split and
+/// steer" scheduler (PROTOCOLS.md §5, binding caution). The network delivers the pending message of
+/// lowest rank next (ties: earliest scheduled), so every message is still delivered eventually.
+public protocol Steering<Message> {
+    associatedtype Message
+
+    /// Sees every message when it is sent (the adversary reads the network).
+    mutating func observe(_ message: Message, from sender: Int, to recipient: Int)
+
+    /// The delivery priority of a pending message; lower is delivered first.
+    func rank(_ message: Message, from sender: Int, to recipient: Int) -> Int
+}
+
+/// Plugs one protocol into the simulator: how node i's instance is made and started, the protocol's own
+/// Byzantine behaviours, and what its honest nodes must output. One adapter file per protocol.
+public protocol SimulatedProtocol {
+    associatedtype Instance: ProtocolInstance
+    /// The inputs of one run (sender and payload, proposed bits, ...), drawn from the seed.
+    associatedtype Scenario
+
+    /// The name on the command line (`rbc`, `cbc`, `vcbc`, `abba`).
+    var name: String { get }
+
+    /// Draws the run's inputs.
+    func makeScenario(context: SimulationContext, random: inout ProtocolRandom) -> Scenario
+
+    /// Node `node`'s instance. `random` is the node's own stream.
+    func makeInstance(node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom)
+        -> Instance
+
+    /// Gives node `node` its input (broadcast a payload, propose a bit); may return no effects.
+    func start(_ instance: inout Instance, node: Int, scenario: Scenario, context: SimulationContext)
+        -> Effects<Instance.Message, Instance.Output>
+
+    /// What honest nodes must do in this run.
+    func guarantees(scenario: Scenario, context: SimulationContext) -> Guarantees<Instance.Output>
+
+    /// The bytes on which honest outputs must agree (e.g. the payload, not the certificate).
+    func agreementKey(_ output: Instance.Output) -> [UInt8]
+
+    /// A short description of an output for reports.
+    func describe(_ output: Instance.Output) -> String
+
+    /// A short description of a message for traces.
+    func describe(message: Instance.Message) -> String
+
+    /// Names of this protocol's own Byzantine behaviours (e.g. `equivocate`, `vote-both`).
+    var specificBehaviours: [String] { get }
+
+    /// What a Byzantine node running `behaviour` actually sends to `recipient` instead of `message`,
+    /// which its honest shadow instance wanted to send (empty: drop it).
+    func tamper(
+        _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
+        random: inout ProtocolRandom
+    ) -> [Instance.Message]
+
+    /// Messages a Byzantine node running `behaviour` sends on its own when the run starts.
+    func forge(behaviour: String, view: ByzantineView<Scenario>, random: inout ProtocolRandom)
+        -> [Outgoing<Instance.Message>]
+
+    /// Well-formed messages for flooding (e.g. far-future rounds); the simulator adds garbage frames.
+    func flood(view: ByzantineView<Scenario>, count: Int, random: inout ProtocolRandom) -> [Outgoing<Instance.Message>]
+
+    /// How many messages the instance holds for later (future rounds); checked after every delivery.
+    func bufferedMessageCount(_ instance: Instance) -> Int
+
+    /// The bound on `bufferedMessageCount` that the protocol promises.
+    func bufferedMessageCountMax(context: SimulationContext) -> Int
+
+    /// The round in which the instance decided (binary agreement), if any.
+    func decisionRound(_ instance: Instance) -> Int?
+
+    /// The most deliveries of honest messages after the network heals before every honest node that must
+    /// output has output (the simulator adds the Byzantine nodes' message budget).
+    func terminationStepsMax(context: SimulationContext) -> Int
+
+    /// Whether `makeSteering` returns a scheduler (then the `steer` adversary exists for this protocol).
+    var hasSteering: Bool { get }
+
+    /// An adversarial scheduler that reads this protocol's messages, if the protocol has one.
+    func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)?
+}
+
+extension SimulatedProtocol {
+    public func describe(message: Instance.Message) -> String {
+        let text = String(describing: message)
+        return text.count > 100 ? String(text.prefix(100)) + "…" : text
+    }
+
+    public var specificBehaviours: [String] { [] }
+
+    public func tamper(
+        _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
+        random: inout ProtocolRandom
+    ) -> [Instance.Message] { [message] }
+
+    public func forge(behaviour: String, view: ByzantineView<Scenario>, random: inout ProtocolRandom)
+        -> [Outgoing<Instance.Message>]
+    { [] }
+
+    public func flood(view: ByzantineView<Scenario>, count: Int, random: inout ProtocolRandom)
+        -> [Outgoing<Instance.Message>]
+    { [] }
+
+    public func bufferedMessageCount(_ instance: Instance) -> Int { 0 }
+
+    public func bufferedMessageCountMax(context: SimulationContext) -> Int { 0 }
+
+    public func decisionRound(_ instance: Instance) -> Int? { nil }
+
+    public var hasSteering: Bool { false }
+
+    public func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)? {
+        nil
+    }
+}
