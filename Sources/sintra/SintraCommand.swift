@@ -6,6 +6,6 @@ struct SintraCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sintra",
         abstract: "Intrusion-tolerant replication: n replicas, up to t < n/3 of them Byzantine, no timing assumptions.",
-        subcommands: [KeygenCommand.self, DemoCommand.self, CheckKeysCommand.self]
+        subcommands: [KeygenCommand.self, DemoCommand.self, CheckKeysCommand.self, SimCommand.self]
     )
 }
