@@ -25,6 +25,8 @@ struct ByzantineNode<P: SimulatedProtocol> {
     /// Replay: bodies recorded in another instance, and the next one to send.
     private let recording: [[UInt8]]
     private var replayCursor = 0
+    /// The adapter's memory for its own behaviours.
+    private var memory: P.ByzantineMemory?
     private(set) var sentCount = 0
 
     /// Extra packets (garbage, flood, replay) one Byzantine node may send in a run.
@@ -57,6 +59,7 @@ struct ByzantineNode<P: SimulatedProtocol> {
         adapter: P, scenario: P.Scenario, context: SimulationContext, wire: SimulatedWire
     ) -> [Packet<Message>] {
         let view = ByzantineView(me: me, scenario: scenario, context: context)
+        memory = adapter.makeByzantineMemory(view: view)
         var packets = [Packet<Message>]()
         if var instance = shadow {
             let effects = adapter.start(&instance, node: me, scenario: scenario, context: context)
@@ -65,11 +68,7 @@ struct ByzantineNode<P: SimulatedProtocol> {
         }
         switch behaviour {
         case .specific(let name):
-            for outgoing in adapter.forge(behaviour: name, view: view, random: &random) {
-                for to in recipients(outgoing.recipient, replicas: context.replicas) where to != me {
-                    packets.append(Packet(to: to, bytes: wire.frame(outgoing.message, from: me), message: outgoing.message))
-                }
-            }
+            packets += frames(adapter.forge(behaviour: name, view: view, random: &random), wire: wire)
         case .flood:
             packets += floodChunk(adapter: adapter, view: view, wire: wire, count: extraBudget / 2)
         case .replay:
@@ -89,10 +88,16 @@ struct ByzantineNode<P: SimulatedProtocol> {
         if sendsLeft == 0 { return [] }
         let view = ByzantineView(me: me, scenario: scenario, context: context)
         var packets = [Packet<Message>]()
-        if var instance = shadow, case .message(let message) = wire.decode(bytes, from: sender, as: Message.self) {
+        guard case .message(let message) = wire.decode(bytes, from: sender, as: Message.self) else { return [] }
+        if var instance = shadow {
             let effects = instance.handle(message, from: sender)
             shadow = instance
             packets += emit(effects, adapter: adapter, view: view, wire: wire)
+        }
+        if case .specific(let name) = behaviour, memory != nil {
+            let reaction = adapter.intercept(
+                message, from: sender, behaviour: name, view: view, memory: &memory!, random: &random)
+            packets += frames(reaction, wire: wire)
         }
         switch behaviour {
         case .flood:
@@ -104,6 +109,15 @@ struct ByzantineNode<P: SimulatedProtocol> {
         }
         sentCount += packets.count
         return packets
+    }
+
+    /// Frames the adapter's own messages, to everyone but the node itself.
+    private func frames(_ messages: [Outgoing<Message>], wire: SimulatedWire) -> [Packet<Message>] {
+        messages.flatMap { outgoing in
+            recipients(outgoing.recipient, replicas: wire.limits.memberCount).filter { $0 != me }.map {
+                Packet(to: $0, bytes: wire.frame(outgoing.message, from: me), message: outgoing.message)
+            }
+        }
     }
 
     private func recipients(_ recipient: Recipient, replicas: Int) -> [Int] {

@@ -54,6 +54,10 @@ public enum SimulationCatalog {
         let cluster = try SimulationCluster.deal(replicas: replicas, faulty: faulty)
         switch name {
         case "rbc": return SimulationRunner(Simulation(adapter: ReliableBroadcastAdapter(), cluster: cluster))
+        case "cbc":
+            return SimulationRunner(Simulation(adapter: ConsistentBroadcastAdapter(verifiable: false), cluster: cluster))
+        case "vcbc":
+            return SimulationRunner(Simulation(adapter: ConsistentBroadcastAdapter(verifiable: true), cluster: cluster))
         default: throw Failure.notAvailable(name)
         }
     }

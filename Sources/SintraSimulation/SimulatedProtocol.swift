@@ -73,6 +73,9 @@ public protocol SimulatedProtocol {
     associatedtype Instance: ProtocolInstance
     /// The inputs of one run (sender and payload, proposed bits, ...), drawn from the seed.
     associatedtype Scenario
+    /// What a Byzantine node running one of this protocol's behaviours remembers between messages (e.g.
+    /// signatures collected for an alternate payload).
+    associatedtype ByzantineMemory = Void
 
     /// The name on the command line (`rbc`, `cbc`, `vcbc`, `abba`).
     var name: String { get }
@@ -109,6 +112,16 @@ public protocol SimulatedProtocol {
         _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
         random: inout ProtocolRandom
     ) -> [Instance.Message]
+
+    /// A Byzantine node's memory when the run starts.
+    func makeByzantineMemory(view: ByzantineView<Scenario>) -> ByzantineMemory
+
+    /// What a Byzantine node running `behaviour` sends in reaction to receiving `message` from `sender`,
+    /// besides what its shadow instance sends.
+    func intercept(
+        _ message: Instance.Message, from sender: Int, behaviour: String, view: ByzantineView<Scenario>,
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
+    ) -> [Outgoing<Instance.Message>]
 
     /// Messages a Byzantine node running `behaviour` sends on its own when the run starts.
     func forge(behaviour: String, view: ByzantineView<Scenario>, random: inout ProtocolRandom)
@@ -154,6 +167,11 @@ extension SimulatedProtocol {
         -> [Outgoing<Instance.Message>]
     { [] }
 
+    public func intercept(
+        _ message: Instance.Message, from sender: Int, behaviour: String, view: ByzantineView<Scenario>,
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
+    ) -> [Outgoing<Instance.Message>] { [] }
+
     public func flood(view: ByzantineView<Scenario>, count: Int, random: inout ProtocolRandom)
         -> [Outgoing<Instance.Message>]
     { [] }
@@ -169,4 +187,8 @@ extension SimulatedProtocol {
     public func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)? {
         nil
     }
+}
+
+extension SimulatedProtocol where ByzantineMemory == Void {
+    public func makeByzantineMemory(view: ByzantineView<Scenario>) {}
 }
