@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One row of the comparison: an operation done by Sintra and, where libsodium has it, by libsodium.
 ///
 /// Each closure performs the operation `iterations` times over a fixed pool of inputs, so that the time of a
@@ -31,26 +37,56 @@ func consume(_ byte: UInt8) {
     checksum ^= byte
 }
 
+/// Which clock times a batch.
+enum TimeSource: String {
+    /// Elapsed real time: what a caller waits, including any time the thread was not running.
+    case wall
+    /// CPU time of the measuring thread only: robust when other processes compete for the cores (a time slice
+    /// given to another process is not counted), at the price of hiding waits that belong to the operation.
+    case thread
+
+    /// Microseconds of `body` by this clock.
+    func microseconds(_ body: () -> Void) -> Double {
+        switch self {
+        case .wall:
+            let (seconds, attoseconds) = ContinuousClock().measure(body).components
+            return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+        case .thread:
+            var start = timespec()
+            var end = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
+            body()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end)
+            return Double(end.tv_sec - start.tv_sec) * 1e6 + Double(end.tv_nsec - start.tv_nsec) / 1e3
+        }
+    }
+}
+
 /// Times batches of Sintra and libsodium interleaved, and takes the median of the repetitions.
 struct Runner {
     /// How long one timed batch should take; longer batches average out more noise.
     var batchMilliseconds: Double
     /// How many timed batches per side; the median is reported.
     var repetitions: Int
+    /// The clock.
+    var timeSource: TimeSource
+    /// A fixed number of operations per batch instead of calibrating to `batchMilliseconds`; for runs under an
+    /// instruction counter (valgrind), where time means nothing.
+    var fixedIterations: Int?
 
-    private let clock = ContinuousClock()
-
-    private func microseconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
+    private func microseconds(_ body: () -> Void) -> Double {
+        timeSource.microseconds(body)
     }
 
     /// Runs `body` on growing batches until one takes a tenth of the target, then scales to the target. This
     /// also warms caches, the branch predictor and lazily built tables before anything is timed.
     private func calibrate(_ body: (Int) -> Void) -> Int {
+        if let fixedIterations {
+            return fixedIterations
+        }
         var iterations = 1
         while true {
-            let elapsed = microseconds(clock.measure { body(iterations) })
+            let elapsed = microseconds { body(iterations) }
             if elapsed >= batchMilliseconds * 100 || iterations >= 1 << 24 {
                 let perOperation = elapsed / Double(iterations)
                 return max(1, Int(batchMilliseconds * 1000 / perOperation))
@@ -69,12 +105,12 @@ struct Runner {
             // build) from favouring one side.
             let sintraFirst = repetition % 2 == 0
             func timeSintra() {
-                let elapsed = microseconds(clock.measure { comparison.sintra(sintraIterations) })
+                let elapsed = microseconds { comparison.sintra(sintraIterations) }
                 sintraTimes.append(elapsed / Double(sintraIterations))
             }
             func timeLibsodium() {
                 guard let libsodium = comparison.libsodium else { return }
-                let elapsed = microseconds(clock.measure { libsodium(libsodiumIterations) })
+                let elapsed = microseconds { libsodium(libsodiumIterations) }
                 libsodiumTimes.append(elapsed / Double(libsodiumIterations))
             }
             if sintraFirst {

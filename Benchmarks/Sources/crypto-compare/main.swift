@@ -8,11 +8,14 @@ import Darwin
 
 // Times each Sintra operation and its libsodium counterpart interleaved in one process and prints a Markdown
 // table of median microseconds per operation and the ratio Sintra / libsodium.
-// Usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT]
+// Usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT] [--clock wall|thread]
+//                       [--iterations N]
 
 var batchMilliseconds = 40.0
 var repetitions = 11
 var filter: String?
+var timeSource = TimeSource.wall
+var fixedIterations: Int?
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -24,8 +27,15 @@ while let argument = arguments.popFirst() {
         repetitions = value
     case "--filter":
         filter = arguments.popFirst()
+    case "--iterations":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else { exit(2) }
+        fixedIterations = value
+    case "--clock":
+        guard let value = arguments.popFirst().flatMap({ TimeSource(rawValue: $0) }) else { exit(2) }
+        timeSource = value
     default:
-        print("usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT]")
+        print("usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT] [--clock wall|thread] "
+            + "[--iterations N]")
         exit(2)
     }
 }
@@ -43,10 +53,12 @@ var comparisons = groupComparisons(fixture) + scalarComparisons(fixture) + thres
 if let filter {
     comparisons = comparisons.filter { $0.name.contains(filter) }
 }
-let runner = Runner(batchMilliseconds: batchMilliseconds, repetitions: repetitions)
+let runner = Runner(
+    batchMilliseconds: batchMilliseconds, repetitions: repetitions, timeSource: timeSource,
+    fixedIterations: fixedIterations)
 
 print("Sintra against libsodium \(sodium.version) (\(sodium.path)); median of \(repetitions) interleaved batches "
-    + "of about \(batchMilliseconds) ms per side")
+    + "of about \(batchMilliseconds) ms per side, \(timeSource.rawValue) clock")
 print("")
 print("| operation | Sintra µs | libsodium µs | ratio |")
 print("| --- | ---: | ---: | ---: |")
