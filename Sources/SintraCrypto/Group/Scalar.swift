@@ -120,20 +120,32 @@ public struct Scalar: Sendable, CustomStringConvertible {
         return bytes
     }()
 
-    /// Signed radix-16 digits d_i ∈ [−8, 8) with self = Σ d_i·16^i (64 digits; the top one may be 8).
-    func radix16Digits() -> [Int8] {
-        let bytes = self.bytes
-        var digits = [Int8](repeating: 0, count: 64)
-        for index in 0..<32 {
-            digits[2 * index] = Int8(bytes[index] & 15)
-            digits[2 * index + 1] = Int8(bytes[index] >> 4)
+    /// Calls `body` with the signed radix-16 digits d_i ∈ [−8, 8) of self = Σ d_i·16^i (64 digits; the top one
+    /// may be 8). The digits live in stack memory only for the duration of the call, so the constant-time
+    /// scalar multiplications allocate nothing per call. Constant time: no branch or index depends on a digit.
+    @inline(__always)
+    func withRadix16Digits<Result>(_ body: (UnsafeBufferPointer<Int8>) -> Result) -> Result {
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: 64) { digits in
+            // A 52-bit limb holds exactly 13 nibbles, so nibble i is bits 4·(i mod 13) of limb i / 13.
+            @inline(__always) func spread(_ limb: UInt64, from first: Int, count: Int) {
+                for offset in 0..<count {
+                    digits.initializeElement(
+                        at: first + offset, to: Int8(truncatingIfNeeded: (limb >> UInt64(4 * offset)) & 15))
+                }
+            }
+            spread(limbs.w0, from: 0, count: 13)
+            spread(limbs.w1, from: 13, count: 13)
+            spread(limbs.w2, from: 26, count: 13)
+            spread(limbs.w3, from: 39, count: 13)
+            spread(limbs.w4, from: 52, count: 12)  // a canonical scalar is below 2^253: nibble 63 is its top
+            // Recentre each digit into [−8, 8) and carry into the next; the arithmetic shift makes it branch-free.
+            for index in 0..<63 {
+                let carry = (digits[index] &+ 8) >> 4
+                digits[index] &-= carry << 4
+                digits[index + 1] &+= carry
+            }
+            return body(UnsafeBufferPointer(digits))
         }
-        for index in 0..<63 {
-            let carry = (digits[index] + 8) >> 4
-            digits[index] -= carry << 4
-            digits[index + 1] += carry
-        }
-        return digits
     }
 
     /// Width-w non-adjacent form (variable time; public scalars only): 256 digits, each zero or odd

@@ -7,22 +7,22 @@
 /// - `multiscalarMultiplyVariableTime`: Straus's method with width-5 NAF tables, for verification with
 ///   public scalars only (its running time depends on the scalars).
 extension EdwardsPoint {
-    /// [P, 2P, …, 8P] in cached form.
-    private func multiplesTable() -> [CachedPoint] {
-        var table = [CachedPoint]()
-        table.reserveCapacity(8)
-        table.append(cached)
+    /// Writes [P, 2P, …, 8P] in cached form into `table` (8 entries).
+    @inline(__always)
+    private func initializeMultiplesTable(_ table: UnsafeMutableBufferPointer<CachedPoint>) {
+        let first = cached
+        table.initializeElement(at: 0, to: first)
         var current = self
-        for _ in 1..<8 {
-            current = current + table[0]
-            table.append(current.cached)
+        for index in 1..<8 {
+            current = current + first
+            table.initializeElement(at: index, to: current.cached)
         }
-        return table
     }
 
-    /// Constant-time selection of digit·P from `table` = [P, …, 8P], digit ∈ [−8, 8].
+    /// Constant-time selection of digit·P from `table` = [P, …, 8P], digit ∈ [−8, 8]: every entry is read
+    /// and masked, so neither the memory access pattern nor a branch depends on the digit.
     @inline(__always)
-    private static func select(_ table: [CachedPoint], digit: Int8) -> CachedPoint {
+    private static func select(_ table: UnsafeMutableBufferPointer<CachedPoint>, digit: Int8) -> CachedPoint {
         let negative = Choice(unchecked: UInt64(UInt8(bitPattern: digit) >> 7))
         let magnitude = UInt64(Int64(digit) &* (1 &- 2 &* Int64(negative.bit)))
         var result = CachedPoint.identity
@@ -34,33 +34,47 @@ extension EdwardsPoint {
     }
 
     /// scalar·self in constant time.
+    ///
+    /// Per window of four bits: four doublings, then one addition of the selected multiple. The sum stays a
+    /// completed point and goes to the next doubling through projective coordinates (three multiplications),
+    /// so the extended T coordinate is only computed where an addition needs it. The table and the digits
+    /// live in temporary stack memory: nothing is allocated on the heap.
     func multiplied(by scalar: Scalar) -> EdwardsPoint {
-        let table = multiplesTable()
-        let digits = scalar.radix16Digits()
-        var accumulator = EdwardsPoint.identity + EdwardsPoint.select(table, digit: digits[63])
-        for index in stride(from: 62, through: 0, by: -1) {
-            accumulator = accumulator.multipliedByPowerOfTwo(4)
-            accumulator = accumulator + EdwardsPoint.select(table, digit: digits[index])
+        withUnsafeTemporaryAllocation(of: CachedPoint.self, capacity: 8) { table in
+            initializeMultiplesTable(table)
+            defer { table.deinitialize() }
+            return scalar.withRadix16Digits { digits in
+                var sum = EdwardsPoint.identity.adding(EdwardsPoint.select(table, digit: digits[63]))
+                for index in (0..<63).reversed() {
+                    var doubled = sum.projective.doubled()
+                    doubled = doubled.projective.doubled()
+                    doubled = doubled.projective.doubled()
+                    doubled = doubled.projective.doubled()
+                    sum = doubled.extended.adding(EdwardsPoint.select(table, digit: digits[index]))
+                }
+                return sum.extended
+            }
         }
-        return accumulator
     }
 
     /// scalar·B in constant time, with the precomputed base table.
     static func multiplyBase(by scalar: Scalar) -> EdwardsPoint {
-        let table = BasePointTable.shared.entries
-        let digits = scalar.radix16Digits()
-        var accumulator = EdwardsPoint.identity
-        // Odd digits first: Σ d_(2i+1)·16^(2i)·B, then ·16, then add Σ d_(2i)·16^(2i)·B.
-        for index in stride(from: 1, to: 64, by: 2) {
-            let entry = BasePointTable.select(table, window: index / 2, digit: digits[index])
-            accumulator = accumulator.adding(entry).extended
+        BasePointTable.shared.entries.withUnsafeBufferPointer { table in
+            scalar.withRadix16Digits { digits in
+                // Odd digits first: Σ d_(2i+1)·16^(2i)·B, then ·16, then add Σ d_(2i)·16^(2i)·B.
+                var accumulator = EdwardsPoint.identity
+                for index in stride(from: 1, to: 64, by: 2) {
+                    let entry = BasePointTable.select(table, window: index / 2, digit: digits[index])
+                    accumulator = accumulator.adding(entry).extended
+                }
+                accumulator = accumulator.multipliedByPowerOfTwo(4)
+                for index in stride(from: 0, to: 64, by: 2) {
+                    let entry = BasePointTable.select(table, window: index / 2, digit: digits[index])
+                    accumulator = accumulator.adding(entry).extended
+                }
+                return accumulator
+            }
         }
-        accumulator = accumulator.multipliedByPowerOfTwo(4)
-        for index in stride(from: 0, to: 64, by: 2) {
-            let entry = BasePointTable.select(table, window: index / 2, digit: digits[index])
-            accumulator = accumulator.adding(entry).extended
-        }
-        return accumulator
     }
 
     /// Σ scalars[i]·points[i] in variable time (public inputs only).
@@ -146,7 +160,9 @@ final class BasePointTable: Sendable {
 
     /// Constant-time selection of digit·256^window·B, digit ∈ [−8, 8].
     @inline(__always)
-    static func select(_ entries: [AffineCachedPoint], window: Int, digit: Int8) -> AffineCachedPoint {
+    static func select(_ entries: UnsafeBufferPointer<AffineCachedPoint>, window: Int, digit: Int8)
+        -> AffineCachedPoint
+    {
         let negative = Choice(unchecked: UInt64(UInt8(bitPattern: digit) >> 7))
         let magnitude = UInt64(Int64(digit) &* (1 &- 2 &* Int64(negative.bit)))
         var result = AffineCachedPoint.identity
