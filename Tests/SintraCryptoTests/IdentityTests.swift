@@ -41,7 +41,10 @@ import Testing
                 let signature = signatureHex.count % 2 == 0 ? hex(signatureHex) : []
                 let valid = try #require(test["result"] as? String) == "valid"
                 let accepted = signature.count == 64 && publicKey.isValidSignature(signature, for: message)
-                #expect(accepted == valid, "tcId \(test["tcId"] ?? "")")
+                #expect(accepted == valid, "swift-crypto, tcId \(test["tcId"] ?? "")")
+                // Sintra's own verifier gives the same verdicts.
+                let memberKey = try MemberPublicKey(bytes: Array(publicKey.rawRepresentation))
+                #expect(memberKey.isValidSignature(signature, for: message) == valid, "Sintra, tcId \(test["tcId"] ?? "")")
                 checked += 1
             }
         }
@@ -73,6 +76,28 @@ import Testing
             }
         }
         #expect(keysRefused > 0)
+    }
+
+    /// Sintra's Ed25519 and swift-crypto's (BoringSSL) agree on keys, signatures and verdicts.
+    @Test func ed25519AgreesWithSwiftCrypto() throws {
+        var random = TestRandom(seed: 31)
+        for round in 0..<64 {
+            let seed = randomBytes(32, using: &random)
+            let message = randomBytes(Int(random.next() % 200), using: &random)
+            let reference = try Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+            let identity = try NodeIdentity(index: 1, seed: seed)
+            #expect(identity.publicKey.bytes == Array(reference.publicKey.rawRepresentation))
+            let statement = SignedStatement(domain: "d", path: "p", payload: message)
+            let signature = identity.sign(statement)
+            #expect(signature == Array(try reference.signature(for: statement.signingBytes)))
+            var corrupted = signature
+            corrupted[Int(random.next() % 64)] ^= UInt8(1 << (random.next() % 8))
+            for candidate in [signature, corrupted] {
+                #expect(identity.publicKey.isValidSignature(candidate, for: statement.signingBytes)
+                    == reference.publicKey.isValidSignature(candidate, for: statement.signingBytes), "round \(round)")
+            }
+            #expect(!identity.publicKey.isValidSignature(signature, for: statement.signingBytes + [0]))
+        }
     }
 
     @Test func memberKeyRejectsMalformedBytes() throws {

@@ -36,7 +36,7 @@ public struct SignedStatement: Sendable, Hashable {
     }
 }
 
-/// A member's Ed25519 public key (RFC 8032), verified with swift-crypto.
+/// A member's Ed25519 public key (RFC 8032).
 ///
 /// Stricter than RFC 8032 on the key itself: a member key must be a canonical encoding of a point of
 /// prime order ℓ. Honestly generated keys always are; a key with a low-order component would let its
@@ -45,6 +45,7 @@ public struct SignedStatement: Sendable, Hashable {
 public struct MemberPublicKey: Sendable, Hashable, CustomStringConvertible {
     /// The 32-byte encoding.
     public let bytes: [UInt8]
+    let point: EdwardsPoint
 
     public init(bytes: [UInt8]) throws(DecodingError) {
         guard bytes.count == 32 else {
@@ -56,61 +57,49 @@ public struct MemberPublicKey: Sendable, Hashable, CustomStringConvertible {
         guard point.isTorsionFree, !point.equalsAsEdwards(.identity) else {
             throw DecodingError(.invalidValue("not of prime order"), in: "Ed25519 public key")
         }
-        guard (try? Curve25519.Signing.PublicKey(rawRepresentation: bytes)) != nil else {
-            throw DecodingError(.invalidValue("rejected by Ed25519"), in: "Ed25519 public key")
-        }
         self.bytes = bytes
+        self.point = point
     }
 
-    /// Strict Ed25519 verification (canonical S below ℓ, as RFC 8032 §5.1.7 requires).
+    /// Strict Ed25519 verification (RFC 8032 §5.1.7: canonical S below ℓ, canonical R).
     public func isValidSignature(_ signature: some Collection<UInt8>, for message: [UInt8]) -> Bool {
-        guard signature.count == 64, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: bytes) else {
-            return false
-        }
-        return key.isValidSignature(Array(signature), for: message)
+        Ed25519.verify(signature, message: message, publicKey: point, publicKeyBytes: bytes)
     }
+
+    public static func == (a: MemberPublicKey, b: MemberPublicKey) -> Bool { a.bytes == b.bytes }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 
     public var description: String { "MemberPublicKey(\(Hex.encode(bytes)))" }
 }
 
-/// A member's Ed25519 signing identity (RFC 8032, through swift-crypto).
-///
-/// `@unchecked Sendable`: the wrapped swift-crypto key is an immutable value that is not marked Sendable
-/// on Linux.
-public struct NodeIdentity: @unchecked Sendable {
+/// A member's Ed25519 signing identity (RFC 8032).
+public struct NodeIdentity: Sendable {
     public let index: Int
-    let privateKey: Curve25519.Signing.PrivateKey
+    /// The RFC 8032 secret key (seed).
+    public let seed: [UInt8]
+    private let secret: Ed25519.ExpandedSecret
 
     /// `seed` is the 32-byte RFC 8032 secret key.
     public init(index: Int, seed: [UInt8]) throws(DecodingError) {
         guard seed.count == 32 else {
             throw DecodingError(.wrongLength(expected: 32, actual: seed.count), in: "identity seed")
         }
-        do {
-            privateKey = try Curve25519.Signing.PrivateKey(rawRepresentation: seed)
-        } catch {
-            throw DecodingError(.invalidValue("rejected by Ed25519"), in: "identity seed")
-        }
         self.index = index
+        self.seed = seed
+        self.secret = Ed25519.ExpandedSecret(seed: seed)
     }
 
     public var publicKey: MemberPublicKey {
         do {
-            return try MemberPublicKey(bytes: Array(privateKey.publicKey.rawRepresentation))
+            return try MemberPublicKey(bytes: secret.publicKey)
         } catch {
-            preconditionFailure("an Ed25519 key pair's public key is valid: \(error)")
+            preconditionFailure("an Ed25519 key pair's public key has prime order: \(error)")
         }
     }
 
-    /// The seed, for writing the replica's secret file.
-    public var seed: [UInt8] { Array(privateKey.rawRepresentation) }
-
     public func sign(_ statement: SignedStatement) -> [UInt8] {
-        do {
-            return Array(try privateKey.signature(for: statement.signingBytes))
-        } catch {
-            preconditionFailure("Ed25519 signing cannot fail with a valid key: \(error)")
-        }
+        Ed25519.sign(statement.signingBytes, with: secret)
     }
 }
 
