@@ -1,0 +1,154 @@
+import Crypto
+import SintraCrypto
+
+/// Atomic broadcast in global rounds, after Cachin–Kursawe–Petzold–Shoup (Crypto 2001), PROTOCOLS.md §7:
+/// in round r every party signs and sends its queue of pending requests; on n − t valid round-r queues it
+/// proposes them to validated agreement P/round:r; the decided vector's requests are delivered in one
+/// deterministic order, minus those delivered before.
+///
+/// Total order and agreement follow from validated agreement; fairness from the vector's size: any n − t
+/// queues include one of any t + 1 honest parties, so a request held by t + 1 honest parties is in the
+/// decided vector (clients send to all replicas). The queue signature covers P and r, or old queues could
+/// be replayed into new rounds.
+public enum AtomicBroadcast {
+    /// Named bounds on everything a peer can make this party hold.
+    public struct Limits: Sendable {
+        /// Requests per queue.
+        public var batchCountMax = 256
+        /// Bytes of requests per queue.
+        public var batchBytesMax = 512 << 10
+        /// Bytes per request.
+        public var requestBytesMax = 64 << 10
+        /// Pending (submitted, undelivered) requests at this party.
+        public var pendingCountMax = 100_000
+        /// Rounds ahead of the current one whose messages are kept; later ones are dropped and counted.
+        public var futureRoundWindow: UInt64 = 4
+        /// Rounds for which delivered request digests are remembered for deduplication.
+        public var deliveredMemoryRounds: UInt64 = 64
+
+        public init() {}
+    }
+
+    /// A party's signed queue for one round.
+    public struct SignedQueue: Sendable, Equatable {
+        public let member: Int
+        public let requests: [[UInt8]]
+        public let signature: [UInt8]
+
+        func encode(into writer: inout ByteWriter) {
+            writer.write(UInt16(member))
+            writer.writeFixed(AtomicBroadcast.encodeRequests(requests))
+            writer.writeFixed(signature)
+        }
+
+        init(member: Int, requests: [[UInt8]], signature: [UInt8]) {
+            self.member = member
+            self.requests = requests
+            self.signature = signature
+        }
+
+        init(from reader: inout ByteReader, limits: WireLimits, batchCountMax: Int) throws(DecodingError) {
+            member = try reader.readMember(limits: limits)
+            let count = Int(try reader.readUInt32())
+            guard count <= batchCountMax else {
+                throw DecodingError(.tooLong(maximum: batchCountMax, actual: count), in: "a-queue")
+            }
+            var requests = [[UInt8]]()
+            for _ in 0..<count { requests.append(try reader.readVariable(maximum: limits.payloadBytesMax)) }
+            self.requests = requests
+            signature = try reader.readFixed(64)
+        }
+    }
+
+    /// The requests decided in one round, in delivery order.
+    public struct Batch: Sendable, Equatable {
+        public let round: UInt64
+        public let requests: [[UInt8]]
+    }
+
+    /// Requests per queue a decoder accepts (the wire bound; `Limits.batchCountMax` may be lower).
+    public static let wireBatchCountMax = 4096
+
+    public enum Message: WireMessage {
+        case queue(round: UInt64, SignedQueue)
+        case agreement(round: UInt64, ValidatedAgreement.Message)
+
+        public func encode(into writer: inout ByteWriter) {
+            switch self {
+            case .queue(let round, let queue):
+                writer.write(UInt8(0))
+                writer.write(round)
+                queue.encode(into: &writer)
+            case .agreement(let round, let message):
+                writer.write(UInt8(1))
+                writer.write(round)
+                message.encode(into: &writer)
+            }
+        }
+
+        public init(from reader: inout ByteReader, limits: WireLimits) throws(DecodingError) {
+            let tag = try reader.readTag(below: 2)
+            let round = try reader.readUInt64()
+            if tag == 0 {
+                self = .queue(round: round, try SignedQueue(
+                    from: &reader, limits: limits, batchCountMax: AtomicBroadcast.wireBatchCountMax))
+            } else {
+                self = .agreement(round: round, try ValidatedAgreement.Message(from: &reader, limits: limits))
+            }
+        }
+    }
+
+    static func encodeRequests(_ requests: [[UInt8]]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(UInt32(requests.count))
+        for request in requests { writer.writeVariable(request) }
+        return writer.bytes
+    }
+
+    static func digest(_ request: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: request)) }
+
+    static func queueStatement(path: InstancePath, round: UInt64, requests: [[UInt8]]) -> SignedStatement {
+        SignedStatement(domain: "a-queue", path: path.child("round", round).description, payload: encodeRequests(requests))
+    }
+
+    /// The validated-agreement value of a round: n − t or more signed queues, sorted by member.
+    static func encodeVector(_ queues: [SignedQueue]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(UInt16(queues.count))
+        for queue in queues { queue.encode(into: &writer) }
+        return writer.bytes
+    }
+
+    /// Decodes and checks a round's vector (the predicate Q_r): at least n − t queues from distinct members
+    /// in increasing order, each within the caps and signed for this path and round.
+    static func validVector(
+        _ bytes: [UInt8], round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
+    ) -> [SignedQueue]? {
+        var reader = ByteReader(bytes, context: "a-vector")
+        let wire = WireLimits(payloadBytesMax: limits.requestBytesMax, memberCount: configuration.replicas)
+        guard let count = try? reader.readUInt16(), Int(count) >= configuration.quorum,
+            Int(count) <= configuration.replicas
+        else { return nil }
+        var queues = [SignedQueue]()
+        for _ in 0..<count {
+            guard let queue = try? SignedQueue(from: &reader, limits: wire, batchCountMax: limits.batchCountMax),
+                queue.member > (queues.last?.member ?? 0),
+                isValid(queue, round: round, path: path, configuration: configuration, limits: limits)
+            else { return nil }
+            queues.append(queue)
+        }
+        guard reader.remainingCount == 0 else { return nil }
+        return queues
+    }
+
+    static func isValid(
+        _ queue: SignedQueue, round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
+    ) -> Bool {
+        guard configuration.isMember(queue.member), queue.requests.count <= limits.batchCountMax,
+            queue.requests.reduce(0, { $0 + $1.count }) <= limits.batchBytesMax,
+            queue.requests.allSatisfy({ $0.count <= limits.requestBytesMax })
+        else { return false }
+        let statement = queueStatement(path: path, round: round, requests: queue.requests)
+        return configuration.memberKeys[queue.member - 1].isValidSignature(queue.signature, for: statement.signingBytes)
+    }
+}

@@ -1,0 +1,189 @@
+import SintraCrypto
+
+extension AtomicBroadcast {
+    /// Atomic broadcast at one party. Submit requests with `submit`; batches come out as outputs, the
+    /// same batches in the same order at every honest party.
+    public struct Instance: ProtocolInstance {
+        public typealias Output = Batch
+
+        public let path: InstancePath
+        public let configuration: GroupConfiguration
+        public let me: Int
+        public let limits: Limits
+        private let keys: LocalKeys
+        private var random: ProtocolRandom
+
+        /// The round being decided.
+        public private(set) var round: UInt64 = 1
+        /// Submitted, undelivered requests in submission order, and their digests.
+        private var pending: [(digest: [UInt8], request: [UInt8])] = []
+        private var pendingDigests: Set<[UInt8]> = []
+        /// Digests of delivered requests with the round that delivered them (pruned after
+        /// `deliveredMemoryRounds`).
+        private var delivered: [[UInt8]: UInt64] = [:]
+        private var sentQueue: Set<UInt64> = []
+        private var proposedRound: Set<UInt64> = []
+        /// Valid queues per round (current and up to `futureRoundWindow` ahead), first per member.
+        private var queues: [UInt64: [Int: SignedQueue]] = [:]
+        private var agreements: [UInt64: ValidatedAgreement.Instance] = [:]
+        /// Messages dropped for being too far ahead (a lagging party catches up by state transfer).
+        public private(set) var droppedMessageCount = 0
+
+        public init(
+            configuration: GroupConfiguration, keys: LocalKeys, path: InstancePath, random: ProtocolRandom,
+            limits: Limits = Limits()
+        ) {
+            self.configuration = configuration
+            self.keys = keys
+            self.me = keys.index
+            self.path = path
+            self.random = random
+            self.limits = limits
+        }
+
+        /// Atomic broadcast never finishes; it is finished for the simulator once nothing is pending.
+        public var isFinished: Bool { pending.isEmpty }
+
+        public var pendingCount: Int { pending.count }
+
+        /// Messages and instances held for future rounds (bounded by the window).
+        public var bufferedMessageCount: Int {
+            queues.filter { $0.key > round }.reduce(0) { $0 + $1.value.count } + agreements.count
+        }
+
+        public enum SubmitResult: Sendable, Equatable {
+            case accepted, duplicate, tooLarge, queueFull
+        }
+
+        /// Adds a client request to this party's queue.
+        public mutating func submit(_ request: [UInt8]) -> (SubmitResult, Effects<Message, Output>) {
+            var effects = Effects<Message, Output>()
+            guard request.count <= limits.requestBytesMax else { return (.tooLarge, effects) }
+            let digest = AtomicBroadcast.digest(request)
+            guard delivered[digest] == nil, !pendingDigests.contains(digest) else { return (.duplicate, effects) }
+            guard pending.count < limits.pendingCountMax else { return (.queueFull, effects) }
+            pending.append((digest, request))
+            pendingDigests.insert(digest)
+            advance(&effects)
+            return (.accepted, effects)
+        }
+
+        public mutating func handle(_ message: Message, from node: Int) -> Effects<Message, Output> {
+            var effects = Effects<Message, Output>()
+            guard configuration.isMember(node) else { return effects }
+            switch message {
+            case .queue(let queueRound, let queue):
+                guard queueRound >= round else { return effects }
+                guard queueRound <= round + limits.futureRoundWindow else {
+                    droppedMessageCount += 1
+                    return effects
+                }
+                guard queue.member == node else {
+                    effects.fault(node, path, .notAllowed, "a-queue signed by \(queue.member) sent by \(node)")
+                    return effects
+                }
+                guard queues[queueRound]?[node] == nil else { return effects }
+                guard AtomicBroadcast.isValid(queue, round: queueRound, path: path, configuration: configuration, limits: limits)
+                else {
+                    effects.fault(node, path, .invalidProof, "a-queue with a bad signature or over the caps")
+                    return effects
+                }
+                queues[queueRound, default: [:]][node] = queue
+            case .agreement(let agreementRound, let inner):
+                // The previous round's agreement is still served if we kept it; older ones are gone.
+                guard agreementRound >= round || agreements[agreementRound] != nil else { return effects }
+                guard agreementRound <= round + limits.futureRoundWindow else {
+                    droppedMessageCount += 1
+                    return effects
+                }
+                var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
+                let child = agreement.handle(inner, from: node)
+                agreements[agreementRound] = agreement
+                effects.append(child.lifted(message: { .agreement(round: agreementRound, $0) }, output: { _ in nil }))
+            }
+            advance(&effects)
+            return effects
+        }
+
+        private mutating func makeAgreement(_ agreementRound: UInt64) -> ValidatedAgreement.Instance {
+            let path = self.path
+            let configuration = self.configuration
+            let limits = self.limits
+            return ValidatedAgreement.Instance(
+                configuration: configuration, keys: keys, path: path.child("round", agreementRound),
+                random: random.split(),
+                predicate: { value in
+                    AtomicBroadcast.validVector(
+                        value, round: agreementRound, path: path, configuration: configuration, limits: limits) != nil
+                })
+        }
+
+        private mutating func advance(_ effects: inout Effects<Message, Output>) {
+            while true {
+                // Start the round when we have work or someone else started it.
+                if !sentQueue.contains(round), !pending.isEmpty || !(queues[round] ?? [:]).isEmpty {
+                    sentQueue.insert(round)
+                    effects.broadcast(.queue(round: round, signedQueue()))
+                }
+                if !proposedRound.contains(round), let collected = queues[round], collected.count >= configuration.quorum {
+                    proposedRound.insert(round)
+                    let vector = collected.keys.sorted().map { collected[$0]! }
+                    var agreement = agreements[round] ?? makeAgreement(round)
+                    let child = agreement.propose(AtomicBroadcast.encodeVector(vector))
+                    agreements[round] = agreement
+                    let current = round
+                    effects.append(child.lifted(message: { .agreement(round: current, $0) }, output: { _ in nil }))
+                }
+                guard let decision = agreements[round]?.output else { return }
+                deliver(decision, &effects)
+            }
+        }
+
+        private mutating func signedQueue() -> SignedQueue {
+            var batch = [[UInt8]]()
+            var bytes = 0
+            for (_, request) in pending {
+                guard batch.count < limits.batchCountMax, bytes + request.count <= limits.batchBytesMax else { break }
+                batch.append(request)
+                bytes += request.count
+            }
+            let statement = AtomicBroadcast.queueStatement(path: path, round: round, requests: batch)
+            return SignedQueue(member: me, requests: batch, signature: keys.identity.sign(statement))
+        }
+
+        /// Delivers the decided vector's new requests, sorted by digest, and moves to the next round.
+        private mutating func deliver(_ decision: ValidatedAgreement.Decision, _ effects: inout Effects<Message, Output>) {
+            // The predicate held when the value was decided, so the vector decodes.
+            guard let vector = AtomicBroadcast.validVector(
+                decision.value, round: round, path: path, configuration: configuration, limits: limits)
+            else { preconditionFailure("a decided vector satisfies the round predicate") }
+            var fresh: [[UInt8]: [UInt8]] = [:]
+            for queue in vector {
+                for request in queue.requests {
+                    let digest = AtomicBroadcast.digest(request)
+                    if delivered[digest] == nil { fresh[digest] = request }
+                }
+            }
+            let ordered = fresh.keys.sorted { $0.lexicographicallyPrecedes($1) }
+            for digest in ordered { delivered[digest] = round }
+            if !ordered.isEmpty {
+                pending.removeAll { fresh[$0.digest] != nil }
+                pendingDigests.subtract(ordered)
+            }
+            effects.output(Batch(round: round, requests: ordered.map { fresh[$0]! }))
+            round += 1
+            collectGarbage()
+        }
+
+        /// Drops state of old rounds. The previous round's agreement is kept so that slower parties can
+        /// still finish it with our help.
+        private mutating func collectGarbage() {
+            queues = queues.filter { $0.key >= round }
+            agreements = agreements.filter { $0.key + 1 >= round }
+            if round > limits.deliveredMemoryRounds {
+                let oldest = round - limits.deliveredMemoryRounds
+                delivered = delivered.filter { $0.value >= oldest }
+            }
+        }
+    }
+}
