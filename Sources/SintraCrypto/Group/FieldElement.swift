@@ -84,13 +84,17 @@ struct FieldElement: Sendable {
         let w1 = (limbs.1 >> 13) | (limbs.2 << 38)
         let w2 = (limbs.2 >> 26) | (limbs.3 << 25)
         let w3 = (limbs.3 >> 39) | (limbs.4 << 12)
-        var out = [UInt8](repeating: 0, count: 32)
-        for (index, word) in [w0, w1, w2, w3].enumerated() {
+        // Written in place, without an array of the four words: every element encoding goes through here.
+        return [UInt8](unsafeUninitializedCapacity: 32) { buffer, initializedCount in
             for byte in 0..<8 {
-                out[index * 8 + byte] = UInt8(truncatingIfNeeded: word >> (8 * byte))
+                let shift = UInt64(8 * byte)
+                buffer[byte] = UInt8(truncatingIfNeeded: w0 >> shift)
+                buffer[8 + byte] = UInt8(truncatingIfNeeded: w1 >> shift)
+                buffer[16 + byte] = UInt8(truncatingIfNeeded: w2 >> shift)
+                buffer[24 + byte] = UInt8(truncatingIfNeeded: w3 >> shift)
             }
+            initializedCount = 32
         }
-        return out
     }
 
     /// Limbs of the unique representative in [0, p), each below 2^51.

@@ -220,57 +220,67 @@ struct Limbs52: Sendable {
     /// −ℓ^(−1) mod 2^52.
     static let montgomeryFactor: UInt64 = 0x51da312547e1b
 
-    static func words(_ bytes: [UInt8], count: Int) -> [UInt64] {
-        var words = [UInt64](repeating: 0, count: count)
-        for index in 0..<(count * 8) {
-            words[index / 8] |= UInt64(bytes[index]) << (8 * UInt64(index % 8))
+    /// The little-endian 64-bit word at byte offset 8·index of `bytes`, read without an intermediate array.
+    @inline(__always)
+    static func word(_ bytes: [UInt8], _ index: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for byte in 0..<8 {
+            value |= UInt64(bytes[8 * index + byte]) << UInt64(8 * byte)
         }
-        return words
+        return value
     }
 
     /// Unpacks 32 bytes (any 256-bit value; the top limb holds 48 bits).
     init(bytes32 bytes: [UInt8]) {
-        let w = Limbs52.words(bytes, count: 4)
+        precondition(bytes.count >= 32)
+        let (w0, w1) = (Limbs52.word(bytes, 0), Limbs52.word(bytes, 1))
+        let (w2, w3) = (Limbs52.word(bytes, 2), Limbs52.word(bytes, 3))
         let mask = Limbs52.mask
         self.init(
-            w[0] & mask,
-            ((w[0] >> 52) | (w[1] << 12)) & mask,
-            ((w[1] >> 40) | (w[2] << 24)) & mask,
-            ((w[2] >> 28) | (w[3] << 36)) & mask,
-            w[3] >> 16)
+            w0 & mask,
+            ((w0 >> 52) | (w1 << 12)) & mask,
+            ((w1 >> 40) | (w2 << 24)) & mask,
+            ((w2 >> 28) | (w3 << 36)) & mask,
+            w3 >> 16)
     }
 
     /// Splits 64 bytes into the low 260 bits and the high 252 bits.
     static func split512(_ bytes: [UInt8]) -> (Limbs52, Limbs52) {
-        let w = words(bytes, count: 8)
+        precondition(bytes.count >= 64)
+        let (w0, w1, w2, w3) = (word(bytes, 0), word(bytes, 1), word(bytes, 2), word(bytes, 3))
+        let (w4, w5, w6, w7) = (word(bytes, 4), word(bytes, 5), word(bytes, 6), word(bytes, 7))
         let m = mask
         let low = Limbs52(
-            w[0] & m,
-            ((w[0] >> 52) | (w[1] << 12)) & m,
-            ((w[1] >> 40) | (w[2] << 24)) & m,
-            ((w[2] >> 28) | (w[3] << 36)) & m,
-            ((w[3] >> 16) | (w[4] << 48)) & m)
+            w0 & m,
+            ((w0 >> 52) | (w1 << 12)) & m,
+            ((w1 >> 40) | (w2 << 24)) & m,
+            ((w2 >> 28) | (w3 << 36)) & m,
+            ((w3 >> 16) | (w4 << 48)) & m)
         let high = Limbs52(
-            (w[4] >> 4) & m,
-            ((w[4] >> 56) | (w[5] << 8)) & m,
-            ((w[5] >> 44) | (w[6] << 20)) & m,
-            ((w[6] >> 32) | (w[7] << 32)) & m,
-            w[7] >> 20)
+            (w4 >> 4) & m,
+            ((w4 >> 56) | (w5 << 8)) & m,
+            ((w5 >> 44) | (w6 << 20)) & m,
+            ((w6 >> 32) | (w7 << 32)) & m,
+            w7 >> 20)
         return (low, high)
     }
 
     func bytes32() -> [UInt8] {
-        let words: [UInt64] = [
-            w0 | (w1 << 52),
-            (w1 >> 12) | (w2 << 40),
-            (w2 >> 24) | (w3 << 28),
-            (w3 >> 36) | (w4 << 16),
-        ]
-        var out = [UInt8](repeating: 0, count: 32)
-        for index in 0..<32 {
-            out[index] = UInt8(truncatingIfNeeded: words[index / 8] >> (8 * UInt64(index % 8)))
+        let w0 = self.w0 | (w1 << 52)
+        let w1 = (self.w1 >> 12) | (w2 << 40)
+        let w2 = (self.w2 >> 24) | (w3 << 28)
+        let w3 = (self.w3 >> 36) | (w4 << 16)
+        // Written in place: encoding is on the path of every scalar that goes on the wire.
+        return [UInt8](unsafeUninitializedCapacity: 32) { buffer, initializedCount in
+            for byte in 0..<8 {
+                let shift = UInt64(8 * byte)
+                buffer[byte] = UInt8(truncatingIfNeeded: w0 >> shift)
+                buffer[8 + byte] = UInt8(truncatingIfNeeded: w1 >> shift)
+                buffer[16 + byte] = UInt8(truncatingIfNeeded: w2 >> shift)
+                buffer[24 + byte] = UInt8(truncatingIfNeeded: w3 >> shift)
+            }
+            initializedCount = 32
         }
-        return out
     }
 
     var isZero: Choice { Choice.isZero(w0 | w1 | w2 | w3 | w4) }
