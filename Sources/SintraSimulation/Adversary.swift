@@ -82,19 +82,24 @@ public struct Adversary: Sendable, Hashable, CustomStringConvertible {
     public var description: String { name }
 
     /// Every adversary for a protocol with these specific behaviours: one per behaviour (with a scheduler
-    /// chosen by the seed), then one per adversarial scheduler (with mixed behaviours).
-    public static func catalogue(specificBehaviours: [String], steering: Bool) -> [Adversary] {
+    /// chosen by the seed), then one per adversarial scheduler (with mixed behaviours, except that `steer`
+    /// uses the adapter's `steeringBehaviour` if it names one).
+    public static func catalogue(
+        specificBehaviours: [String], steering: Bool, steeringBehaviour: String? = nil
+    ) -> [Adversary] {
         var result = (ByzantineBehaviour.genericNames + specificBehaviours).map {
             Adversary(name: $0, scheduler: nil, behaviour: $0)
         }
         result.append(Adversary(name: "starve", scheduler: .starve, behaviour: nil))
         result.append(Adversary(name: "partition", scheduler: .partition, behaviour: nil))
-        if steering { result.append(Adversary(name: "steer", scheduler: .steer, behaviour: nil)) }
+        if steering { result.append(Adversary(name: "steer", scheduler: .steer, behaviour: steeringBehaviour)) }
         return result
     }
 
     /// Every adversary for `adapter`.
     public static func catalogue<P: SimulatedProtocol>(for adapter: P) -> [Adversary] {
-        catalogue(specificBehaviours: adapter.specificBehaviours, steering: adapter.hasSteering)
+        catalogue(
+            specificBehaviours: adapter.specificBehaviours, steering: adapter.hasSteering,
+            steeringBehaviour: adapter.steeringBehaviour)
     }
 }

@@ -89,15 +89,15 @@ struct ByzantineNode<P: SimulatedProtocol> {
         let view = ByzantineView(me: me, scenario: scenario, context: context)
         var packets = [Packet<Message>]()
         guard case .message(let message) = wire.decode(bytes, from: sender, as: Message.self) else { return [] }
-        if var instance = shadow {
-            let effects = instance.handle(message, from: sender)
-            shadow = instance
-            packets += emit(effects, adapter: adapter, view: view, wire: wire)
-        }
         if case .specific(let name) = behaviour, memory != nil {
             let reaction = adapter.intercept(
                 message, from: sender, behaviour: name, view: view, memory: &memory!, random: &random)
             packets += frames(reaction, wire: wire)
+        }
+        if var instance = shadow {
+            let effects = instance.handle(message, from: sender)
+            shadow = instance
+            packets += emit(effects, adapter: adapter, view: view, wire: wire)
         }
         switch behaviour {
         case .flood:
@@ -179,7 +179,9 @@ struct ByzantineNode<P: SimulatedProtocol> {
             }
             return packets
         case .specific(let name):
-            return adapter.tamper(message, to: to, behaviour: name, view: view, random: &random).map {
+            return adapter.tamper(
+                message, to: to, behaviour: name, view: view, memory: &memory!, random: &random
+            ).map {
                 Packet(to: to, bytes: wire.frame($0, from: me), message: $0)
             }
         }

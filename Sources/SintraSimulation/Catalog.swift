@@ -37,13 +37,11 @@ public enum SimulationCatalog {
 
     public enum Failure: Error, CustomStringConvertible {
         case unknownProtocol(String)
-        case notAvailable(String)
 
         public var description: String {
             switch self {
             case .unknownProtocol(let name):
                 "unknown protocol \(name); choose one of \(SimulationCatalog.protocolNames.joined(separator: ", "))"
-            case .notAvailable(let name): "protocol \(name) has no simulation adapter yet"
             }
         }
     }
@@ -51,6 +49,7 @@ public enum SimulationCatalog {
     /// The runner for protocol `name` on a cluster of this shape.
     public static func runner(for name: String, replicas: Int, faulty: Int) throws -> SimulationRunner {
         guard protocolNames.contains(name) else { throw Failure.unknownProtocol(name) }
+        // Dealing keys is the only step that can fail, and only for a shape n ≤ 3t, which the caller checks.
         let cluster = try SimulationCluster.deal(replicas: replicas, faulty: faulty)
         switch name {
         case "rbc": return SimulationRunner(Simulation(adapter: ReliableBroadcastAdapter(), cluster: cluster))
@@ -58,7 +57,8 @@ public enum SimulationCatalog {
             return SimulationRunner(Simulation(adapter: ConsistentBroadcastAdapter(verifiable: false), cluster: cluster))
         case "vcbc":
             return SimulationRunner(Simulation(adapter: ConsistentBroadcastAdapter(verifiable: true), cluster: cluster))
-        default: throw Failure.notAvailable(name)
+        case "abba": return SimulationRunner(Simulation(adapter: BinaryAgreementAdapter(), cluster: cluster))
+        default: throw Failure.unknownProtocol(name)
         }
     }
 }

@@ -221,6 +221,8 @@ struct Engine<P: SimulatedProtocol> {
         outputs.map { "node \($0.node) at step \($0.step): \(adapter.describe($0.output))" }
     }
 
+    var bufferedMessagesMax: Int { bufferMaxima.max() ?? 0 }
+
     var allHonestOutput: Bool {
         Set(outputs.map(\.node)).count == context.honest.count
     }

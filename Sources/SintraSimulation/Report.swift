@@ -15,6 +15,8 @@ public struct AdversarySummary: Sendable, Codable {
     public let honestBytesSentMax: Int
     /// Messages sent per Byzantine node per run.
     public let byzantineMessagesSentMean: Double
+    /// The most messages an honest instance held for later at once, over all runs.
+    public let bufferedMessagesMax: Int
     /// Runs in which every honest node output.
     public let runsWithAllHonestOutputs: Int
     /// Binary agreement: honest decisions per decision round, as (round, count) in round order.
@@ -54,6 +56,7 @@ public struct AdversarySummary: Sendable, Codable {
         honestBytesSentMean = mean(honestBytes)
         honestBytesSentMax = honestBytes.max() ?? 0
         byzantineMessagesSentMean = mean(results.flatMap { result in result.byzantine.map { result.messagesSent[$0 - 1] } })
+        bufferedMessagesMax = results.map(\.bufferedMessagesMax).max() ?? 0
         runsWithAllHonestOutputs = results.filter(\.allHonestOutput).count
         var rounds = [Int: Int]()
         for round in results.flatMap(\.decisionRounds) { rounds[round, default: 0] += 1 }
@@ -101,8 +104,9 @@ public struct SimulationSummary: Sendable, Codable {
                 + "max \(summary.honestMessagesSentMax), bytes mean \(format(summary.honestBytesSentMean)) "
                 + "max \(summary.honestBytesSentMax); per Byzantine node: msgs mean "
                 + format(summary.byzantineMessagesSentMean)
+            if summary.bufferedMessagesMax > 0 { line += "; buffered at most \(summary.bufferedMessagesMax)" }
             if let mean = summary.roundsMean, let maximum = summary.roundsMax {
-                line += "; rounds to decide mean \(format(mean)) max \(maximum) ("
+                line += "; rounds to decide (per honest node) mean \(format(mean)) max \(maximum) ("
                     + summary.decisionRounds.map { "r\($0.round): \($0.count)" }.joined(separator: ", ") + ")"
             }
             lines.append(line)

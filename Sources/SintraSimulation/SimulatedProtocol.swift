@@ -110,14 +110,15 @@ public protocol SimulatedProtocol {
     /// which its honest shadow instance wanted to send (empty: drop it).
     func tamper(
         _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
-        random: inout ProtocolRandom
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
     ) -> [Instance.Message]
 
     /// A Byzantine node's memory when the run starts.
     func makeByzantineMemory(view: ByzantineView<Scenario>) -> ByzantineMemory
 
     /// What a Byzantine node running `behaviour` sends in reaction to receiving `message` from `sender`,
-    /// besides what its shadow instance sends.
+    /// besides what its shadow instance sends. Called before the shadow sees the message, so `memory` can
+    /// already serve the shadow's answer in `tamper`.
     func intercept(
         _ message: Instance.Message, from sender: Int, behaviour: String, view: ByzantineView<Scenario>,
         memory: inout ByzantineMemory, random: inout ProtocolRandom
@@ -146,6 +147,9 @@ public protocol SimulatedProtocol {
     /// Whether `makeSteering` returns a scheduler (then the `steer` adversary exists for this protocol).
     var hasSteering: Bool { get }
 
+    /// The Byzantine behaviour the `steer` adversary pairs with the steering scheduler (nil: mixed).
+    var steeringBehaviour: String? { get }
+
     /// An adversarial scheduler that reads this protocol's messages, if the protocol has one.
     func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)?
 }
@@ -160,7 +164,7 @@ extension SimulatedProtocol {
 
     public func tamper(
         _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
-        random: inout ProtocolRandom
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
     ) -> [Instance.Message] { [message] }
 
     public func forge(behaviour: String, view: ByzantineView<Scenario>, random: inout ProtocolRandom)
@@ -183,6 +187,8 @@ extension SimulatedProtocol {
     public func decisionRound(_ instance: Instance) -> Int? { nil }
 
     public var hasSteering: Bool { false }
+
+    public var steeringBehaviour: String? { nil }
 
     public func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)? {
         nil

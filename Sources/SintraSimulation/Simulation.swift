@@ -40,6 +40,8 @@ public struct RunResult: Sendable, Codable {
     public let quiescent: Bool
     /// Decision round of each honest node that decided (binary agreement), in node order.
     public let decisionRounds: [Int]
+    /// The most messages any honest instance held for later at once.
+    public let bufferedMessagesMax: Int
     /// Per node 1…n (position i − 1): messages and bytes sent and received on the network (loopback excluded).
     public let messagesSent: [Int]
     public let bytesSent: [Int]
@@ -161,7 +163,8 @@ public struct Simulation<P: SimulatedProtocol> {
             protocolName: adapter.name, adversary: adversary.name, seed: seed, replicas: n,
             faulty: configuration.faulty, scheduler: plan.summary, byzantine: byzantine,
             behaviours: behaviours.map(\.description), steps: engine.steps, quiescent: engine.quiescent,
-            decisionRounds: engine.decisionRounds(), messagesSent: engine.messagesSent, bytesSent: engine.bytesSent,
+            decisionRounds: engine.decisionRounds(), bufferedMessagesMax: engine.bufferedMessagesMax,
+            messagesSent: engine.messagesSent, bytesSent: engine.bytesSent,
             messagesReceived: engine.messagesReceived, bytesReceived: engine.bytesReceived,
             faultCounts: engine.faultCounts(), outputs: engine.outputDescriptions(),
             allHonestOutput: engine.allHonestOutput, violations: violations,

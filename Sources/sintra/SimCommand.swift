@@ -13,10 +13,13 @@ struct SimCommand: ParsableCommand {
             Runs seeds S, S+1, …, S+K−1 for each adversary. Each seed fixes the Byzantine nodes (t of \
             them), their behaviour, the scheduler, the inputs and every delivery, so a run replays exactly. \
             Adversaries: the generic behaviours silent, crash, garbage, replay and flood, the protocol's own \
-            (rbc: equivocate, lie), each with a scheduler chosen by the seed, and the schedulers starve and \
-            partition (abba also steer) with behaviours chosen by the seed. Checked after each run: \
-            agreement, validity, integrity, totality (rbc), termination after the network heals, bounded \
-            buffers, and that no honest node accuses an honest one.
+            (rbc: equivocate, lie; cbc, vcbc: equivocate, forge-certificate; abba: equivocate, vote-both, \
+            bad-coin, forge-certificate), each with a scheduler chosen by the seed, and the schedulers \
+            starve and partition with behaviours chosen by the seed, and for abba steer (split and steer \
+            against the coin, with Byzantine nodes voting both ways). Checked after each run: agreement, \
+            validity, integrity, totality (rbc), termination after the network heals, bounded buffers, and \
+            that no honest node accuses an honest one. Keys depend on n and t only, so a seed replays \
+            anywhere.
             """)
 
     @Option(name: .long, help: "Protocol: \(SimulationCatalog.protocolNames.joined(separator: ", ")).")

@@ -115,7 +115,7 @@ enum ToyBroadcast {
 
         func tamper(
             _ message: Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
-            random: inout ProtocolRandom
+            memory: inout ByzantineMemory, random: inout ProtocolRandom
         ) -> [Message] {
             guard view.isUpperHalf(recipient), case .value(let value) = message else { return [message] }
             return [.value(value + [0xee])]

@@ -6,7 +6,7 @@ import Testing
 @Suite struct ReliableBroadcastSimulationTests {
     static let shapes = [(4, 1), (7, 2), (10, 3)]
     /// Seeds per (shape, adversary); small n is cheap, so it gets more.
-    static func seeds(replicas: Int) -> Int { replicas == 4 ? 60 : replicas == 7 ? 25 : 12 }
+    static func seeds(replicas: Int) -> Int { replicas == 4 ? 100 : replicas == 7 ? 40 : 20 }
 
     @Test(arguments: shapes)
     func everyAdversaryLeavesTheInvariantsIntact(replicas: Int, faulty: Int) throws {

@@ -106,7 +106,7 @@ public struct ConsistentBroadcastAdapter: SimulatedProtocol {
 
     public func tamper(
         _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
-        random: inout ProtocolRandom
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
     ) -> [Instance.Message] {
         guard behaviour == "equivocate" else { return [message] }
         let scenario = view.scenario

@@ -76,7 +76,7 @@ public struct ReliableBroadcastAdapter: SimulatedProtocol {
 
     public func tamper(
         _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
-        random: inout ProtocolRandom
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
     ) -> [Instance.Message] {
         let lieToThisOne = behaviour == "lie" || view.isUpperHalf(recipient)
         guard lieToThisOne else { return [message] }
