@@ -43,4 +43,29 @@ import Testing
             #expect(duplicate == .duplicate)
         }
     }
+
+    /// A party that falls more rounds behind than the window catches up from t + 1 matching answers and
+    /// delivers exactly the same batches (the parties ahead will never resend what it dropped).
+    @Test func laggardCatchesUpBeyondTheWindow() throws {
+        var network = try Self.network(n: 4, t: 1, seed: 5)
+        network.withheld = [4]
+        var submitted = [[UInt8]]()
+        for index in 0..<8 {
+            let request = Array("late \(index)".utf8)
+            submitted.append(request)
+            for me in 1...3 {
+                let (_, effects) = network.nodes[me]!.submit(request)
+                network.absorb(effects, from: me)
+            }
+            network.run()
+        }
+        #expect(network.nodes[1]!.round > 1 + network.nodes[4]!.limits.futureRoundWindow + 1)
+        network.release(4)
+        network.run()
+        let reference = (network.outputs[1] ?? []).map(\.requests)
+        #expect(Set(reference.flatMap { $0 }) == Set(submitted))
+        #expect((network.outputs[4] ?? []).map(\.requests) == reference)
+        #expect(network.nodes[4]!.caughtUpRoundCount > 0)
+        #expect(network.nodes[4]!.round == network.nodes[1]!.round)
+    }
 }

@@ -19,6 +19,9 @@ struct TestNetwork<Instance: ProtocolInstance> {
     let replicas: Int
     /// Messages to these nodes are dropped (they are silent and deaf).
     var crashed: Set<Int> = []
+    /// Messages to these nodes wait in `held` until `release` (a very slow, but correct, node).
+    var withheld: Set<Int> = []
+    var held: [InFlight] = []
     var deliveredCount = 0
 
     init(replicas: Int, nodes: [Int: Instance], seed: UInt64) {
@@ -47,6 +50,13 @@ struct TestNetwork<Instance: ProtocolInstance> {
         queue.append(InFlight(from: from, to: to, bytes: bytes))
     }
 
+    /// Lets a withheld node receive everything held for it (in the order it was sent) and what follows.
+    mutating func release(_ node: Int) {
+        withheld.remove(node)
+        queue += held.filter { $0.to == node }
+        held.removeAll { $0.to == node }
+    }
+
     /// Delivers messages in random order until the queue is empty or `stepsMax` deliveries happened.
     mutating func run(stepsMax: Int = 200_000) {
         var steps = 0
@@ -55,6 +65,10 @@ struct TestNetwork<Instance: ProtocolInstance> {
             queue.swapAt(index, queue.count - 1)
             let flight = queue.removeLast()
             steps += 1
+            if withheld.contains(flight.to) {
+                held.append(flight)
+                continue
+            }
             guard !crashed.contains(flight.to), var node = nodes[flight.to] else { continue }
             deliveredCount += 1
             let message: Instance.Message

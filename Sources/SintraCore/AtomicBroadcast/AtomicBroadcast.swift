@@ -72,6 +72,10 @@ public enum AtomicBroadcast {
     public enum Message: WireMessage {
         case queue(round: UInt64, SignedQueue)
         case agreement(round: UInt64, ValidatedAgreement.Message)
+        /// A lagging party asks for the decided vector of `round`.
+        case catchUpRequest(round: UInt64)
+        /// The decided vector of `round`, and the highest round the responder has decided.
+        case catchUpResponse(round: UInt64, highestRound: UInt64, vector: [UInt8])
 
         public func encode(into writer: inout ByteWriter) {
             switch self {
@@ -83,17 +87,32 @@ public enum AtomicBroadcast {
                 writer.write(UInt8(1))
                 writer.write(round)
                 message.encode(into: &writer)
+            case .catchUpRequest(let round):
+                writer.write(UInt8(2))
+                writer.write(round)
+            case .catchUpResponse(let round, let highestRound, let vector):
+                writer.write(UInt8(3))
+                writer.write(round)
+                writer.write(highestRound)
+                writer.writeVariable(vector)
             }
         }
 
         public init(from reader: inout ByteReader, limits: WireLimits) throws(DecodingError) {
-            let tag = try reader.readTag(below: 2)
+            let tag = try reader.readTag(below: 4)
             let round = try reader.readUInt64()
-            if tag == 0 {
+            switch tag {
+            case 0:
                 self = .queue(round: round, try SignedQueue(
                     from: &reader, limits: limits, batchCountMax: AtomicBroadcast.wireBatchCountMax))
-            } else {
+            case 1:
                 self = .agreement(round: round, try ValidatedAgreement.Message(from: &reader, limits: limits))
+            case 2:
+                self = .catchUpRequest(round: round)
+            default:
+                let highestRound = try reader.readUInt64()
+                self = .catchUpResponse(
+                    round: round, highestRound: highestRound, vector: try reader.readVariable(maximum: Frame.frameBytesMax))
             }
         }
     }

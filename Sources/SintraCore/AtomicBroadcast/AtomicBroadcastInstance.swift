@@ -26,8 +26,18 @@ extension AtomicBroadcast {
         /// Valid queues per round (current and up to `futureRoundWindow` ahead), first per member.
         private var queues: [UInt64: [Int: SignedQueue]] = [:]
         private var agreements: [UInt64: ValidatedAgreement.Instance] = [:]
-        /// Messages dropped for being too far ahead (a lagging party catches up by state transfer).
+        /// Messages dropped for being too far ahead; a party that drops one catches up by asking its peers.
         public private(set) var droppedMessageCount = 0
+        /// Decided vectors of recent rounds (the last `deliveredMemoryRounds`), to answer laggards.
+        private var decidedVectors: [UInt64: [UInt8]] = [:]
+        /// The round for which we last asked for catch-up, and the answers for the current round: each
+        /// responder's vector (first answer counts), at most n entries.
+        private var catchUpRequestedRound: UInt64 = 0
+        private var catchUpAnswers: [Int: [UInt8]] = [:]
+        /// Requests already answered, per round, so a peer gets each round once.
+        private var catchUpAnswered: [UInt64: Set<Int>] = [:]
+        /// Rounds delivered through catch-up instead of agreement.
+        public private(set) var caughtUpRoundCount = 0
 
         public init(
             configuration: GroupConfiguration, keys: LocalKeys, path: InstancePath, random: ProtocolRandom,
@@ -76,6 +86,7 @@ extension AtomicBroadcast {
                 guard queueRound >= round else { return effects }
                 guard queueRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
+                    requestCatchUp(&effects)
                     return effects
                 }
                 guard queue.member == node else {
@@ -94,15 +105,61 @@ extension AtomicBroadcast {
                 guard agreementRound >= round || agreements[agreementRound] != nil else { return effects }
                 guard agreementRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
+                    requestCatchUp(&effects)
                     return effects
                 }
                 var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
                 let child = agreement.handle(inner, from: node)
                 agreements[agreementRound] = agreement
                 effects.append(child.lifted(message: { .agreement(round: agreementRound, $0) }, output: { _ in nil }))
+            case .catchUpRequest(let requestedRound):
+                answerCatchUp(requestedRound, to: node, &effects)
+            case .catchUpResponse(let answeredRound, let highestRound, let vector):
+                receiveCatchUp(answeredRound, highestRound: highestRound, vector: vector, from: node, &effects)
             }
             advance(&effects)
             return effects
+        }
+
+        // MARK: Catch-up
+
+        /// Asks every peer for the current round's decided vector, once per round. Used when messages of
+        /// rounds beyond the window had to be dropped: the parties ahead no longer need this party, so
+        /// it must not wait for messages they will not send again.
+        private mutating func requestCatchUp(_ effects: inout Effects<Message, Output>) {
+            guard catchUpRequestedRound != round else { return }
+            catchUpRequestedRound = round
+            effects.broadcast(.catchUpRequest(round: round))
+        }
+
+        private mutating func answerCatchUp(_ requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>) {
+            guard node != me, let vector = decidedVectors[requestedRound],
+                catchUpAnswered[requestedRound, default: []].insert(node).inserted
+            else { return }
+            effects.send(.catchUpResponse(round: requestedRound, highestRound: round - 1, vector: vector), to: .node(node))
+        }
+
+        /// Delivers round r from catch-up answers once t + 1 parties sent the same valid vector: one of them
+        /// is honest, and every honest party decided that vector in round r (validated agreement).
+        private mutating func receiveCatchUp(
+            _ answeredRound: UInt64, highestRound: UInt64, vector: [UInt8], from node: Int,
+            _ effects: inout Effects<Message, Output>
+        ) {
+            guard node != me, answeredRound == round, catchUpAnswers[node] == nil, agreements[round]?.output == nil
+            else { return }
+            guard AtomicBroadcast.validVector(vector, round: round, path: path, configuration: configuration, limits: limits)
+                != nil
+            else {
+                effects.fault(node, path, .invalidProof, "catch-up vector for round \(answeredRound) is not valid")
+                return
+            }
+            catchUpAnswers[node] = vector
+            let matching = catchUpAnswers.values.filter { $0 == vector }.count
+            guard matching >= configuration.weakQuorum else { return }
+            caughtUpRoundCount += 1
+            deliver(vector, &effects)
+            // Still behind: ask for the next round right away.
+            if highestRound >= round { requestCatchUp(&effects) }
         }
 
         private mutating func makeAgreement(_ agreementRound: UInt64) -> ValidatedAgreement.Instance {
@@ -135,7 +192,7 @@ extension AtomicBroadcast {
                     effects.append(child.lifted(message: { .agreement(round: current, $0) }, output: { _ in nil }))
                 }
                 guard let decision = agreements[round]?.output else { return }
-                deliver(decision, &effects)
+                deliver(decision.value, &effects)
             }
         }
 
@@ -152,11 +209,13 @@ extension AtomicBroadcast {
         }
 
         /// Delivers the decided vector's new requests, sorted by digest, and moves to the next round.
-        private mutating func deliver(_ decision: ValidatedAgreement.Decision, _ effects: inout Effects<Message, Output>) {
-            // The predicate held when the value was decided, so the vector decodes.
+        private mutating func deliver(_ value: [UInt8], _ effects: inout Effects<Message, Output>) {
+            // The predicate held when the value was decided (or checked on catch-up), so the vector decodes.
             guard let vector = AtomicBroadcast.validVector(
-                decision.value, round: round, path: path, configuration: configuration, limits: limits)
+                value, round: round, path: path, configuration: configuration, limits: limits)
             else { preconditionFailure("a decided vector satisfies the round predicate") }
+            decidedVectors[round] = value
+            catchUpAnswers = [:]
             var fresh: [[UInt8]: [UInt8]] = [:]
             for queue in vector {
                 for request in queue.requests {
@@ -183,6 +242,8 @@ extension AtomicBroadcast {
             if round > limits.deliveredMemoryRounds {
                 let oldest = round - limits.deliveredMemoryRounds
                 delivered = delivered.filter { $0.value >= oldest }
+                decidedVectors[oldest - 1] = nil
+                catchUpAnswered = catchUpAnswered.filter { $0.key >= oldest }
             }
         }
     }
