@@ -35,13 +35,13 @@ public enum AtomicBroadcast {
         public let requests: [[UInt8]]
         public let signature: [UInt8]
 
-        func encode(into writer: inout ByteWriter) {
+        package func encode(into writer: inout ByteWriter) {
             writer.write(UInt16(member))
             writer.writeFixed(AtomicBroadcast.encodeRequests(requests))
             writer.writeFixed(signature)
         }
 
-        init(member: Int, requests: [[UInt8]], signature: [UInt8]) {
+        package init(member: Int, requests: [[UInt8]], signature: [UInt8]) {
             self.member = member
             self.requests = requests
             self.signature = signature
@@ -117,21 +117,21 @@ public enum AtomicBroadcast {
         }
     }
 
-    static func encodeRequests(_ requests: [[UInt8]]) -> [UInt8] {
+    package static func encodeRequests(_ requests: [[UInt8]]) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(UInt32(requests.count))
         for request in requests { writer.writeVariable(request) }
         return writer.bytes
     }
 
-    static func digest(_ request: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: request)) }
+    package static func digest(_ request: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: request)) }
 
-    static func queueStatement(path: InstancePath, round: UInt64, requests: [[UInt8]]) -> SignedStatement {
+    package static func queueStatement(path: InstancePath, round: UInt64, requests: [[UInt8]]) -> SignedStatement {
         SignedStatement(domain: "a-queue", path: path.child("round", round).description, payload: encodeRequests(requests))
     }
 
     /// The validated-agreement value of a round: n − t or more signed queues, sorted by member.
-    static func encodeVector(_ queues: [SignedQueue]) -> [UInt8] {
+    package static func encodeVector(_ queues: [SignedQueue]) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(UInt16(queues.count))
         for queue in queues { queue.encode(into: &writer) }
@@ -140,7 +140,7 @@ public enum AtomicBroadcast {
 
     /// Decodes and checks a round's vector (the predicate Q_r): at least n − t queues from distinct members
     /// in increasing order, each within the caps and signed for this path and round.
-    static func validVector(
+    package static func validVector(
         _ bytes: [UInt8], round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
     ) -> [SignedQueue]? {
         var reader = ByteReader(bytes, context: "a-vector")
@@ -160,7 +160,7 @@ public enum AtomicBroadcast {
         return queues
     }
 
-    static func isValid(
+    package static func isValid(
         _ queue: SignedQueue, round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
     ) -> Bool {
         guard configuration.isMember(queue.member), queue.requests.count <= limits.batchCountMax,

@@ -36,6 +36,15 @@ extension AtomicBroadcast {
         private var catchUpAnswers: [Int: [UInt8]] = [:]
         /// Requests already answered, per round, so a peer gets each round once.
         private var catchUpAnswered: [UInt64: Set<Int>] = [:]
+        /// Requests for rounds not decided here yet: the latest round each peer asked for (at most n
+        /// entries), answered when this party delivers it. A laggard asks once per round, so an early
+        /// request must not be forgotten.
+        private var catchUpWaiting: [Int: UInt64] = [:]
+        /// The highest round whose messages this party dropped, at most `deliveredMemoryRounds` ahead of
+        /// it: the parties ahead will not resend them, so every round up to it is caught up (asked for when
+        /// entered), whether the party got there by catch-up or by agreement. A Byzantine peer can raise it
+        /// with one far-future message; that costs at most one request and n answers per round.
+        private var catchUpHorizon: UInt64 = 0
         /// Rounds delivered through catch-up instead of agreement.
         public private(set) var caughtUpRoundCount = 0
 
@@ -56,7 +65,7 @@ extension AtomicBroadcast {
 
         public var pendingCount: Int { pending.count }
 
-        /// Messages and instances held for future rounds (bounded by the window).
+        /// Messages and instances held for future and recent rounds (bounded by the window).
         public var bufferedMessageCount: Int {
             queues.filter { $0.key > round }.reduce(0) { $0 + $1.value.count } + agreements.count
         }
@@ -86,7 +95,8 @@ extension AtomicBroadcast {
                 guard queueRound >= round else { return effects }
                 guard queueRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
-                    requestCatchUp(&effects)
+                    raiseCatchUpHorizon(to: queueRound)
+                    advance(&effects)
                     return effects
                 }
                 guard queue.member == node else {
@@ -101,11 +111,12 @@ extension AtomicBroadcast {
                 }
                 queues[queueRound, default: [:]][node] = queue
             case .agreement(let agreementRound, let inner):
-                // The previous round's agreement is still served if we kept it; older ones are gone.
+                // Agreements of the last `futureRoundWindow` rounds are still served; older ones are gone.
                 guard agreementRound >= round || agreements[agreementRound] != nil else { return effects }
                 guard agreementRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
-                    requestCatchUp(&effects)
+                    raiseCatchUpHorizon(to: agreementRound)
+                    advance(&effects)
                     return effects
                 }
                 var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
@@ -123,16 +134,25 @@ extension AtomicBroadcast {
 
         // MARK: Catch-up
 
-        /// Asks every peer for the current round's decided vector, once per round. Used when messages of
-        /// rounds beyond the window had to be dropped: the parties ahead no longer need this party, so
-        /// it must not wait for messages they will not send again.
+        /// Asks every peer for the current round's decided vector, once per round. Used for the rounds up to
+        /// the catch-up horizon, whose messages had to be dropped: the parties ahead no longer need this
+        /// party, so it must not wait for messages they will not send again.
         private mutating func requestCatchUp(_ effects: inout Effects<Message, Output>) {
             guard catchUpRequestedRound != round else { return }
             catchUpRequestedRound = round
             effects.broadcast(.catchUpRequest(round: round))
         }
 
+        private mutating func raiseCatchUpHorizon(to droppedRound: UInt64) {
+            let (ceiling, overflow) = round.addingReportingOverflow(limits.deliveredMemoryRounds)
+            catchUpHorizon = max(catchUpHorizon, overflow ? droppedRound : min(droppedRound, ceiling))
+        }
+
         private mutating func answerCatchUp(_ requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>) {
+            if requestedRound >= round, node != me {
+                catchUpWaiting[node] = requestedRound
+                return
+            }
             guard node != me, let vector = decidedVectors[requestedRound],
                 catchUpAnswered[requestedRound, default: []].insert(node).inserted
             else { return }
@@ -177,6 +197,8 @@ extension AtomicBroadcast {
 
         private mutating func advance(_ effects: inout Effects<Message, Output>) {
             while true {
+                // Messages of this round were dropped: only catch-up is sure to finish it.
+                if round <= catchUpHorizon { requestCatchUp(&effects) }
                 // Start the round when we have work or someone else started it.
                 if !sentQueue.contains(round), !pending.isEmpty || !(queues[round] ?? [:]).isEmpty {
                     sentQueue.insert(round)
@@ -231,14 +253,20 @@ extension AtomicBroadcast {
             }
             effects.output(Batch(round: round, requests: ordered.map { fresh[$0]! }))
             round += 1
+            for node in catchUpWaiting.keys.sorted() where catchUpWaiting[node] == round - 1 {
+                catchUpWaiting[node] = nil
+                answerCatchUp(round - 1, to: node, &effects)
+            }
             collectGarbage()
         }
 
-        /// Drops state of old rounds. The previous round's agreement is kept so that slower parties can
-        /// still finish it with our help.
+        /// Drops state of old rounds. The agreements of the last `futureRoundWindow` rounds are kept so that
+        /// slower parties can still finish them with our help: a party that many rounds behind drops none of
+        /// our messages, so it gets no catch-up, and it needs our c-ready signatures on its own commit before
+        /// it may release its coin share and vote. Parties further behind catch up instead.
         private mutating func collectGarbage() {
             queues = queues.filter { $0.key >= round }
-            agreements = agreements.filter { $0.key + 1 >= round }
+            agreements = agreements.filter { $0.key + limits.futureRoundWindow >= round }
             if round > limits.deliveredMemoryRounds {
                 let oldest = round - limits.deliveredMemoryRounds
                 delivered = delivered.filter { $0.value >= oldest }
