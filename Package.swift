@@ -12,11 +12,17 @@ let package = Package(
         .library(name: "SintraCrypto", targets: ["SintraCrypto"]),
         .library(name: "SintraCore", targets: ["SintraCore"]),
         .library(name: "SintraReplica", targets: ["SintraReplica"]),
+        .library(name: "SintraNetwork", targets: ["SintraNetwork"]),
         .executable(name: "sintra", targets: ["sintra"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(
@@ -31,6 +37,23 @@ let package = Package(
         .target(
             name: "SintraReplica",
             dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // NIO enters here: only SintraNetwork and the targets above it import it (STYLE.md, conventions 1).
+        .target(
+            name: "SintraNetwork",
+            dependencies: [
+                "SintraCore",
+                "SintraCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "SintraSimulation",
@@ -51,6 +74,19 @@ let package = Package(
         .testTarget(
             name: "SintraReplicaTests",
             dependencies: ["SintraReplica", "SintraCrypto"]
+        ),
+        .testTarget(
+            name: "SintraNetworkTests",
+            dependencies: [
+                "SintraNetwork",
+                "SintraCore",
+                "SintraCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SintraSimulationTests",
