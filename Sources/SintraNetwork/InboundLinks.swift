@@ -34,6 +34,8 @@ final class InboundLinks: Sendable {
         case duplicate
         /// The inbound stream is full; the frame was not delivered (nor will it be acknowledged).
         case overflow
+        /// The connection was replaced by a newer one of the same sender; its data no longer counts.
+        case stale
     }
 
     private let peers: [NIOLockedValueBox<Peer>]
@@ -57,7 +59,7 @@ final class InboundLinks: Sendable {
             if peer.incarnation != hello.incarnation {
                 peer.incarnation = hello.incarnation
                 peer.delivered = hello.firstSequence - 1
-            } else if hello.firstSequence > peer.delivered + 1 {
+            } else if hello.firstSequence - 1 > peer.delivered {
                 // An honest sender drops only acknowledged messages, so this is a gap it made up.
                 context.logger.warning(
                     "sender skipped sequence numbers",
@@ -85,11 +87,13 @@ final class InboundLinks: Sendable {
         }
         guard frame.sender == sender else { throw .violation("frame names sender \(frame.sender)") }
         let outcome = peers[sender - 1].withLockedValue { peer -> Result<Delivery, LinkProtocolError> in
-            guard peer.connection === channel else { return .failure(.violation("data on a replaced connection")) }
+            // Bytes still buffered on a connection the sender has already replaced: honest, but superseded.
+            guard peer.connection === channel else { return .success(.stale) }
             if sequence <= peer.delivered {
                 context.statistics.record(\.duplicateFrames)
                 return .success(.duplicate)
             }
+            // `delivered` is below `sequence` here, so adding 1 cannot overflow.
             guard sequence == peer.delivered + 1 else {
                 return .failure(.violation("sequence \(sequence) after \(peer.delivered)"))
             }
@@ -218,6 +222,9 @@ final class InboundConnectionHandler: ChannelInboundHandler {
             case .overflow:
                 self.context.statistics.record(\.inboundOverflows)
                 self.context.logger.warning("inbound stream full: closing connection", metadata: ["peer": "\(member)"])
+                state = .closed
+                context.close(promise: nil)
+            case .stale:
                 state = .closed
                 context.close(promise: nil)
             }

@@ -13,7 +13,8 @@ import Testing
     /// Opens an authenticated TLS connection to member 1 as member 2 and writes `bytes` after a valid
     /// hello (or instead of it); returns whether member 1 closed the connection.
     private func sendAsMemberTwo(
-        _ cluster: LoopbackCluster, hello: Bool = true, helloSender: Int = 2, _ bytes: [UInt8]
+        _ cluster: LoopbackCluster, hello: Bool = true, helloSender: Int = 2, firstSequence: UInt64 = 1,
+        _ bytes: [UInt8], expectClose: Bool = true
     ) async throws -> Bool {
         let credentials = try IdentityCertificate(
             identity: cluster.identities[1], clusterIdentifier: cluster.clusterIdentifier)
@@ -33,11 +34,11 @@ import Testing
         if hello {
             LinkRecord.hello(LinkRecord.Hello(
                 clusterIdentifier: cluster.clusterIdentifier, sender: helloSender, receiver: 1, incarnation: 1,
-                firstSequence: 1)).write(to: &buffer)
+                firstSequence: firstSequence)).write(to: &buffer)
         }
         buffer.writeBytes(bytes)
         try? await channel.writeAndFlush(buffer)
-        let closed = await eventually(seconds: 5) { !channel.isActive }
+        let closed = await eventually(seconds: expectClose ? 5 : 0.3) { !channel.isActive }
         try? await channel.close()
         try await group.shutdownGracefully()
         return closed
@@ -92,6 +93,27 @@ import Testing
         two.send(cluster.frame(from: 2, number: 1), to: 1)
         expectFIFO(await atOne.wait(for: 1), senders: [2], count: 1)
         await two.shutdown()
+        await one.shutdown()
+    }
+
+    /// Sequence numbers at the top of their range cannot overflow the receiver's arithmetic.
+    @Test func extremeSequenceNumbersDoNotTrap() async throws {
+        let cluster = try LoopbackCluster(replicas: 4)
+        let one = try cluster.network(1)
+        let atOne = FrameCollector(one)
+        try await one.start()
+        let last = UInt64.max
+        let frame = cluster.frame(from: 2, number: 1).encoded
+        let closed = try await sendAsMemberTwo(
+            cluster, firstSequence: last, dataRecord(frame, sequence: last), expectClose: false)
+        #expect(!closed)
+        await atOne.wait(for: 1)
+        // The same incarnation again, resuming at the top, then from the start: duplicates both.
+        _ = try await sendAsMemberTwo(
+            cluster, firstSequence: last, dataRecord(frame, sequence: last), expectClose: false)
+        _ = try await sendAsMemberTwo(cluster, firstSequence: 1, dataRecord(frame, sequence: 1), expectClose: false)
+        #expect(one.statistics.duplicateFrames == 2)
+        #expect(atOne.frames.count == 1)
         await one.shutdown()
     }
 }

@@ -187,6 +187,27 @@ import Testing
         await two.shutdown()
     }
 
+    @Test func aFullInboundStreamLosesNothing() async throws {
+        let cluster = try LoopbackCluster(replicas: 4)
+        var options = ReplicaNetwork.Options.testing
+        options.inboundFramesMax = 5
+        let one = try cluster.network(1)
+        let two = try cluster.network(2, options: options)
+        try await one.start()
+        try await two.start()
+        for number in 1...40 as ClosedRange<UInt64> {
+            one.send(cluster.frame(from: 1, number: number), to: 2)
+        }
+        // Nobody reads member 2's frames yet: its stream fills and it turns the link away.
+        #expect(await eventually { two.statistics.inboundOverflows >= 1 })
+        let atTwo = FrameCollector(two)
+        await atTwo.wait(for: 40)
+        try await Task.sleep(for: .milliseconds(50))
+        expectFIFO(atTwo.frames, senders: [1], count: 40)
+        await one.shutdown()
+        await two.shutdown()
+    }
+
     @Test func aFullSendQueueReportsBackpressure() async throws {
         let cluster = try LoopbackCluster(replicas: 4)
         var options = ReplicaNetwork.Options.testing
