@@ -270,15 +270,24 @@ final class OutboundLink: @unchecked Sendable {
         state = .waiting(eventLoop.scheduleTask(in: delay) { self.connect() })
     }
 
-    /// `reconnectDelayMinimum · 2^failures`, at most `reconnectDelayMaximum`, with the upper half jittered so
-    /// that replicas that lost each other together do not redial in lockstep.
     private func backoffDelay() -> TimeAmount {
-        let minimum = context.options.reconnectDelayMinimum.nanoseconds
-        let maximum = context.options.reconnectDelayMaximum.nanoseconds
+        var generator = SystemRandomNumberGenerator()
+        return OutboundLink.backoffDelay(
+            failuresInARow: failuresInARow, minimum: context.options.reconnectDelayMinimum,
+            maximum: context.options.reconnectDelayMaximum, using: &generator)
+    }
+
+    /// `minimum · 2^failuresInARow`, at most `maximum`, of which the upper half is drawn at random so that
+    /// replicas that lost each other together do not redial in lockstep: a delay in [d/2, d).
+    static func backoffDelay(
+        failuresInARow: Int, minimum: TimeAmount, maximum: TimeAmount, using generator: inout some RandomNumberGenerator
+    ) -> TimeAmount {
+        precondition(failuresInARow >= 0 && minimum.nanoseconds > 0 && maximum >= minimum, "invalid backoff")
         let exponent = min(failuresInARow, 30)
-        let delay = min(maximum, minimum.multipliedReportingOverflow(by: 1 << exponent).partialValue)
+        let (scaled, overflow) = minimum.nanoseconds.multipliedReportingOverflow(by: 1 << exponent)
+        let delay = overflow ? maximum.nanoseconds : min(maximum.nanoseconds, scaled)
         let half = max(delay / 2, 1)
-        return .nanoseconds(half + Int64.random(in: 0..<half))
+        return .nanoseconds(half + Int64.random(in: 0..<half, using: &generator))
     }
 }
 

@@ -77,3 +77,20 @@ import Testing
         }
     }
 }
+
+@Suite struct BackoffTests {
+    /// The redial delay doubles from the minimum, never exceeds the maximum, and keeps at least half.
+    @Test func theDelayGrowsExponentiallyAndStaysBounded() {
+        var random = ProtocolRandom.seeded(7)
+        let minimum = TimeAmount.milliseconds(50)
+        let maximum = TimeAmount.seconds(5)
+        for failures in 0..<80 {
+            let nominal = min(maximum.nanoseconds, minimum.nanoseconds << min(failures, 30))
+            for _ in 0..<20 {
+                let delay = OutboundLink.backoffDelay(
+                    failuresInARow: failures, minimum: minimum, maximum: maximum, using: &random)
+                #expect(delay.nanoseconds >= nominal / 2 && delay.nanoseconds < max(nominal, 2))
+            }
+        }
+    }
+}
