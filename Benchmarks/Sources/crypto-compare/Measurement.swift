@@ -19,9 +19,10 @@ struct ComparisonResult {
     var name: String
     var sintraMicroseconds: Double
     var libsodiumMicroseconds: Double?
-
-    /// Sintra's time over libsodium's: below 1 means Sintra is faster.
-    var ratio: Double? { libsodiumMicroseconds.map { sintraMicroseconds / $0 } }
+    /// Sintra's time over libsodium's, below 1 when Sintra is faster: the median over repetitions of the ratio
+    /// of the two batches timed back to back. Pairing adjacent batches cancels load that drifts over the run,
+    /// which the ratio of the two medians would not.
+    var ratio: Double?
 }
 
 /// Sink for results, so that the optimiser cannot drop an operation whose output is otherwise unused.
@@ -121,10 +122,12 @@ struct Runner {
                 timeSintra()
             }
         }
+        let pairedRatios = zip(sintraTimes, libsodiumTimes).map { $0 / $1 }
         return ComparisonResult(
             name: comparison.name,
             sintraMicroseconds: median(sintraTimes),
-            libsodiumMicroseconds: libsodiumTimes.isEmpty ? nil : median(libsodiumTimes))
+            libsodiumMicroseconds: libsodiumTimes.isEmpty ? nil : median(libsodiumTimes),
+            ratio: pairedRatios.isEmpty ? nil : median(pairedRatios))
     }
 }
 

@@ -7,12 +7,13 @@ import Darwin
 #endif
 
 // Times each Sintra operation and its libsodium counterpart interleaved in one process and prints a Markdown
-// table of median microseconds per operation and the ratio Sintra / libsodium.
+// table of median microseconds per operation and the median ratio Sintra / libsodium of back-to-back batches.
 // Usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT] [--clock wall|thread]
 //                       [--iterations N]
 
-var batchMilliseconds = 40.0
-var repetitions = 11
+// Short batches and many repetitions: a pair of back-to-back batches then sees nearly the same machine load.
+var batchMilliseconds = 10.0
+var repetitions = 41
 var filter: String?
 var timeSource = TimeSource.wall
 var fixedIterations: Int?
@@ -59,6 +60,9 @@ let runner = Runner(
 
 print("Sintra against libsodium \(sodium.version) (\(sodium.path)); median of \(repetitions) interleaved batches "
     + "of about \(batchMilliseconds) ms per side, \(timeSource.rawValue) clock")
+if let load = loadAverage() {
+    print("load average before the run: \(load)")
+}
 print("")
 print("| operation | Sintra µs | libsodium µs | ratio |")
 print("| --- | ---: | ---: | ---: |")
@@ -72,6 +76,16 @@ for comparison in comparisons {
 }
 print("")
 print("checksum \(checksum) (printed so that no timed result is optimised away)")
+
+/// The first line of /proc/loadavg where it exists (Linux), to record how busy the machine was.
+func loadAverage() -> String? {
+    guard let file = fopen("/proc/loadavg", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 128)
+    guard fgets(&line, Int32(line.count), file) != nil else { return nil }
+    let bytes = line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}
 
 /// Fixed-point formatting without Foundation.
 func format(_ value: Double, decimals: Int) -> String {
