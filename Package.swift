@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SintraCore", targets: ["SintraCore"]),
         .library(name: "SintraReplica", targets: ["SintraReplica"]),
         .library(name: "SintraNetwork", targets: ["SintraNetwork"]),
+        .library(name: "SintraServer", targets: ["SintraServer"]),
         .executable(name: "sintra", targets: ["sintra"]),
     ],
     dependencies: [
@@ -55,6 +56,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The networked replica: atomic broadcast over SintraNetwork feeding SintraReplica's executor.
+        .target(
+            name: "SintraServer",
+            dependencies: [
+                "SintraNetwork",
+                "SintraReplica",
+                "SintraCore",
+                "SintraCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "SintraSimulation",
             dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
@@ -85,6 +102,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SintraServerTests",
+            dependencies: [
+                "SintraServer",
+                "SintraNetwork",
+                "SintraReplica",
+                "SintraCore",
+                "SintraCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
