@@ -11,11 +11,11 @@ extension EdwardsPoint {
     @inline(__always)
     private func initializeMultiplesTable(_ table: UnsafeMutableBufferPointer<CachedPoint>) {
         let first = cached
-        table.initializeElement(at: 0, to: first)
+        table[0] = first
         var current = self
         for index in 1..<8 {
             current = current + first
-            table.initializeElement(at: index, to: current.cached)
+            table[index] = current.cached
         }
     }
 
@@ -38,11 +38,18 @@ extension EdwardsPoint {
     /// Per window of four bits: four doublings, then one addition of the selected multiple. The sum stays a
     /// completed point and goes to the next doubling through projective coordinates (three multiplications),
     /// so the extended T coordinate is only computed where an addition needs it. The table and the digits
-    /// live in temporary stack memory: nothing is allocated on the heap.
+    /// live on the stack: nothing is allocated on the heap.
     func multiplied(by scalar: Scalar) -> EdwardsPoint {
-        withUnsafeTemporaryAllocation(of: CachedPoint.self, capacity: 8) { table in
+        // A homogeneous tuple is laid out like a C array and lives on the stack; a temporary allocation of the
+        // same 1280 bytes would go to the heap (Swift keeps only small temporary allocations on the stack).
+        var storage = (
+            CachedPoint.identity, CachedPoint.identity, CachedPoint.identity, CachedPoint.identity,
+            CachedPoint.identity, CachedPoint.identity, CachedPoint.identity, CachedPoint.identity)
+        return withUnsafeMutableBytes(of: &storage) { bytes in
+            // The memory of a homogeneous tuple is bound to its element type, so it can be indexed as a buffer.
+            let first = bytes.baseAddress!.assumingMemoryBound(to: CachedPoint.self)
+            let table = UnsafeMutableBufferPointer(start: first, count: 8)
             initializeMultiplesTable(table)
-            defer { table.deinitialize() }
             return scalar.withRadix16Digits { digits in
                 var sum = EdwardsPoint.identity.adding(EdwardsPoint.select(table, digit: digits[63]))
                 for index in (0..<63).reversed() {
