@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SintraReplica", targets: ["SintraReplica"]),
         .library(name: "SintraNetwork", targets: ["SintraNetwork"]),
         .library(name: "SintraServer", targets: ["SintraServer"]),
+        .library(name: "SintraClient", targets: ["SintraClient"]),
         .executable(name: "sintra", targets: ["sintra"]),
     ],
     dependencies: [
@@ -72,6 +73,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Clients of a SintraKV cluster: TLS to every replica's client port, t + 1 matching replies.
+        .target(
+            name: "SintraClient",
+            dependencies: [
+                "SintraNetwork",
+                "SintraReplica",
+                "SintraCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "SintraSimulation",
             dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
@@ -109,6 +123,7 @@ let package = Package(
             name: "SintraServerTests",
             dependencies: [
                 "SintraServer",
+                "SintraClient",
                 "SintraNetwork",
                 "SintraReplica",
                 "SintraCore",

@@ -1,0 +1,188 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SintraCrypto
+import SintraNetwork
+import SintraReplica
+
+/// A client of a SintraKV cluster: sends each request to every replica and accepts a result once t + 1
+/// replicas sent the same one (`ReplyCollector`: at least one of them is honest).
+///
+/// Requests are closed-loop: one at a time per client (a later request executed first would make an
+/// earlier one stale at the replicas), so `execute` throws `.busy` if called while another is waiting.
+public actor SintraClient {
+    /// A replica as the client dials it.
+    public struct Endpoint: Sendable {
+        public let member: Int
+        public let host: String
+        public let port: Int
+        public let identityKey: [UInt8]
+
+        public init(member: Int, host: String, port: Int, identityKey: [UInt8]) {
+            self.member = member
+            self.host = host
+            self.port = port
+            self.identityKey = identityKey
+        }
+    }
+
+    /// Why a request has no result.
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        /// Fewer than t + 1 replicas sent the same reply in time.
+        case timeout(seconds: Double, replies: Int, needed: Int)
+        /// Another request of this client is waiting.
+        case busy
+        /// The result did not decode.
+        case malformedResult(String)
+
+        public var description: String {
+            switch self {
+            case .timeout(let seconds, let replies, let needed):
+                "no result within \(seconds) s: \(replies) replicas answered, \(needed) matching replies needed "
+                    + "(is a quorum of replicas running and reachable?)"
+            case .busy: "another request of this client is in flight"
+            case .malformedResult(let reason): "malformed result: \(reason)"
+            }
+        }
+    }
+
+    public let endpoints: [Endpoint]
+    public let faulty: Int
+    public let timeoutSeconds: Double
+    public let client: [UInt8]
+    private var sequence: UInt64 = 0
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let sslContext: NIOSSLContext
+    private var channels: [Int: Channel] = [:]
+    private var waiting: (collector: ReplyCollector, continuation: CheckedContinuation<[UInt8], Error>)?
+
+    /// A client of the cluster in `configuration` (cluster.json), dialing each member's client port.
+    public init(configuration: ClusterConfiguration, timeoutSeconds: Double = 5) throws {
+        try self.init(
+            endpoints: configuration.members.map {
+                Endpoint(member: $0.index, host: $0.host, port: ClientPorts.port(of: $0), identityKey: $0.identityKey)
+            },
+            faulty: configuration.faulty, timeoutSeconds: timeoutSeconds)
+    }
+
+    public init(endpoints: [Endpoint], faulty: Int, timeoutSeconds: Double = 5) throws {
+        self.endpoints = endpoints
+        self.faulty = faulty
+        self.timeoutSeconds = timeoutSeconds
+        self.client = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        self.sslContext = try ClientPorts.clientContext()
+    }
+
+    /// Runs one key-value operation and returns its result.
+    public func execute(_ operation: KeyValueStore.Operation) async throws -> KeyValueStore.Result {
+        let bytes = try await execute(operation: operation.encoded)
+        do {
+            return try KeyValueStore.Result(encoded: bytes)
+        } catch {
+            throw Failure.malformedResult(error.description)
+        }
+    }
+
+    /// Runs one application operation and returns the result t + 1 replicas agree on.
+    public func execute(operation: [UInt8]) async throws -> [UInt8] {
+        guard waiting == nil else { throw Failure.busy }
+        sequence += 1
+        let request = ClientRequest(client: client, sequence: sequence, operation: operation)
+        await connectMissing()
+        let current = sequence
+        return try await withCheckedThrowingContinuation { continuation in
+            waiting = (ReplyCollector(faulty: faulty, sequence: current), continuation)
+            for channel in channels.values {
+                channel.writeAndFlush(ClientRecordDecoder.record(request.encoded, allocator: channel.allocator), promise: nil)
+            }
+            Task { [timeoutSeconds] in
+                try? await Task.sleep(for: .seconds(timeoutSeconds))
+                self.expire(sequence: current)
+            }
+        }
+    }
+
+    /// Closes every connection.
+    public func close() async {
+        for channel in channels.values { try? await channel.close() }
+        channels = [:]
+        try? await group.shutdownGracefully()
+    }
+
+    private func expire(sequence expired: UInt64) {
+        guard let waiting, waiting.collector.sequence == expired else { return }
+        self.waiting = nil
+        waiting.continuation.resume(
+            throwing: Failure.timeout(seconds: timeoutSeconds, replies: waiting.collector.replyCount, needed: faulty + 1))
+    }
+
+    fileprivate func received(_ bytes: [UInt8], from member: Int) {
+        guard let reply = try? ClientReply(encoded: bytes), reply.client == client, var current = waiting else { return }
+        let accepted = current.collector.add(reply, from: member)
+        if let accepted {
+            waiting = nil
+            current.continuation.resume(returning: accepted)
+        } else {
+            waiting = current
+        }
+    }
+
+    fileprivate func disconnected(_ member: Int, channel: Channel) {
+        if channels[member] === channel { channels[member] = nil }
+    }
+
+    /// Dials every replica without an open connection, in parallel; failures are left for the next request.
+    private func connectMissing() async {
+        var attempts: [(Int, EventLoopFuture<Channel>)] = []
+        for endpoint in endpoints where channels[endpoint.member]?.isActive != true {
+            let member = endpoint.member
+            let bootstrap = ClientBootstrap(group: group)
+                .connectTimeout(.seconds(1))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { [sslContext] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            try ClientPorts.clientHandler(context: sslContext, pinning: endpoint.identityKey),
+                            ByteToMessageHandler(ClientRecordDecoder()),
+                            ReplyHandler(client: self, member: member))
+                    }
+                }
+            attempts.append((member, bootstrap.connect(host: endpoint.host, port: endpoint.port)))
+        }
+        for (member, attempt) in attempts {
+            if let channel = try? await attempt.get() {
+                channels[member] = channel
+            }
+        }
+    }
+}
+
+private final class ReplyHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = [UInt8]
+
+    let client: SintraClient
+    let member: Int
+
+    init(client: SintraClient, member: Int) {
+        self.client = client
+        self.member = member
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        let (client, member) = (self.client, self.member)
+        Task { await client.received(bytes, from: member) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let (client, member, channel) = (self.client, self.member, context.channel)
+        Task { await client.disconnected(member, channel: channel) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

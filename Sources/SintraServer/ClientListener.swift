@@ -1,0 +1,196 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SintraCore
+import SintraNetwork
+import SintraReplica
+
+/// A replica's listener for clients (`ClientPorts`): TLS with the replica's identity certificate,
+/// length-prefixed `ClientRequest` records in, `ClientReply` records out.
+///
+/// A request is submitted to the replica's atomic broadcast queue; its reply goes back on the connection
+/// that last sent a request of that client. A connection that sends a record that does not decode, or has
+/// more than `requestsInFlightMax` requests unanswered, is closed and counted.
+public final class ClientListener: Sendable {
+    /// Limits of the listener.
+    public struct Options: Sendable {
+        /// Requests of one connection submitted and not yet answered.
+        public var requestsInFlightMax = 1024
+        /// Client connections open at once.
+        public var connectionsMax = 1024
+        /// Distinct clients with a routed reply at once (entries are dropped with their connection).
+        public var clientsMax = 65_536
+        /// The port to listen on; nil uses the member's port plus `ClientPorts.offset`, 0 any free port.
+        public var port: Int?
+        public var logger = Logger(label: "sintra.clients")
+        public init() {}
+    }
+
+    /// Counters since start.
+    public struct Statistics: Sendable, Equatable {
+        public var connections = 0
+        /// Connections closed for records that do not decode or are too long.
+        public var malformedRecords = 0
+        /// Connections closed for too many unanswered requests, or refused for too many connections.
+        public var overloaded = 0
+        public var requests = 0
+        public var replies = 0
+        public init() {}
+    }
+
+    private let node: ReplicaNode
+    private let options: Options
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let sslContext: NIOSSLContext
+    private let server = NIOLockedValueBox<Channel?>(nil)
+    private let state = NIOLockedValueBox(RouterState())
+
+    struct RouterState {
+        var routes: [[UInt8]: ConnectionRoute] = [:]
+        var connections = 0
+        var statistics = Statistics()
+    }
+
+    /// A listener for `node`, which it serves replies from.
+    public init(node: ReplicaNode, options: Options = Options()) throws {
+        self.node = node
+        self.options = options
+        self.sslContext = try ClientPorts.serverContext(credentials: node.network.credentials)
+    }
+
+    public var statistics: Statistics { state.withLockedValue { $0.statistics } }
+
+    /// The bound port, once started.
+    public var port: Int? { server.withLockedValue { $0?.localAddress?.port } }
+
+    /// Binds the listener and routes the node's replies to connections.
+    public func start(host: String, memberPort: Int) async throws {
+        await node.setReplyHandler { [self] reply in self.route(reply) }
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in self.initialize(channel) }
+            .bind(host: host, port: options.port ?? (memberPort + ClientPorts.offset))
+            .get()
+        server.withLockedValue { $0 = channel }
+        options.logger.info("listening for clients", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
+    }
+
+    public func shutdown() async {
+        if let channel = server.withLockedValue({ $0 }) { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+
+    private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
+        let admitted = state.withLockedValue { state in
+            guard state.connections < options.connectionsMax else {
+                state.statistics.overloaded += 1
+                return false
+            }
+            state.connections += 1
+            state.statistics.connections += 1
+            return true
+        }
+        guard admitted else { return channel.close() }
+        let route = ConnectionRoute(channel: channel)
+        channel.closeFuture.whenComplete { [self] _ in
+            self.state.withLockedValue { state in
+                state.connections -= 1
+                for client in route.clients.withLockedValue({ $0 }) where state.routes[client] === route {
+                    state.routes[client] = nil
+                }
+            }
+        }
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandlers(
+                NIOSSLServerHandler(context: sslContext), ByteToMessageHandler(ClientRecordDecoder()),
+                ClientConnectionHandler(listener: self, route: route))
+        }
+    }
+
+    /// A request record arrived on `route`; returns false if the connection must close.
+    func received(_ bytes: [UInt8], on route: ConnectionRoute) -> Bool {
+        guard let request = try? ClientRequest(encoded: bytes) else {
+            state.withLockedValue { $0.statistics.malformedRecords += 1 }
+            return false
+        }
+        let accepted = state.withLockedValue { state -> Bool in
+            guard route.inFlight.withLockedValue({ $0 }) < options.requestsInFlightMax else {
+                state.statistics.overloaded += 1
+                return false
+            }
+            if state.routes[request.client] !== route {
+                guard state.routes.count < options.clientsMax || state.routes[request.client] != nil else {
+                    state.statistics.overloaded += 1
+                    return false
+                }
+                state.routes[request.client] = route
+                route.clients.withLockedValue { $0.append(request.client) }
+            }
+            state.statistics.requests += 1
+            return true
+        }
+        guard accepted else { return false }
+        route.inFlight.withLockedValue { $0 += 1 }
+        let node = self.node
+        Task { await node.submit(request) }
+        return true
+    }
+
+    private func route(_ reply: ClientReply) {
+        guard let route = state.withLockedValue({ state -> ConnectionRoute? in
+            guard let route = state.routes[reply.client] else { return nil }
+            state.statistics.replies += 1
+            return route
+        }) else { return }
+        route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
+        let channel = route.channel
+        let record = ClientRecordDecoder.record(reply.encoded, allocator: channel.allocator)
+        channel.writeAndFlush(record, promise: nil)
+    }
+}
+
+/// One client connection: its channel, the clients whose replies it carries, its unanswered requests.
+final class ConnectionRoute: Sendable {
+    let channel: Channel
+    let clients = NIOLockedValueBox<[[UInt8]]>([])
+    let inFlight = NIOLockedValueBox(0)
+
+    init(channel: Channel) {
+        self.channel = channel
+    }
+}
+
+private final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = [UInt8]
+
+    let listener: ClientListener
+    let route: ConnectionRoute
+
+    init(listener: ClientListener, route: ConnectionRoute) {
+        self.listener = listener
+        self.route = route
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !listener.received(unwrapInboundIn(data), on: route) {
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is ClientRecordError {
+            listener.countMalformed()
+        }
+        context.close(promise: nil)
+    }
+}
+
+extension ClientListener {
+    func countMalformed() {
+        state.withLockedValue { $0.statistics.malformedRecords += 1 }
+    }
+}

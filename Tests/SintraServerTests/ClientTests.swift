@@ -1,0 +1,115 @@
+import NIOCore
+import NIOPosix
+import SintraClient
+import SintraCore
+import SintraCrypto
+import SintraNetwork
+import SintraReplica
+import Testing
+
+@testable import SintraServer
+
+/// SintraClient against four in-process replicas with client listeners on free ports.
+@Suite(.serialized) struct ClientTests {
+    struct Service {
+        let cluster: LocalCluster
+        let listeners: [ClientListener]
+        let endpoints: [SintraClient.Endpoint]
+
+        init() async throws {
+            cluster = try LocalCluster(replicas: 4, faulty: 1)
+            try await cluster.start()
+            var options = ClientListener.Options()
+            options.port = 0
+            var listeners = [ClientListener]()
+            var endpoints = [SintraClient.Endpoint]()
+            for (offset, node) in cluster.nodes.enumerated() {
+                let listener = try ClientListener(node: node, options: options)
+                try await listener.start(host: "127.0.0.1", memberPort: 0)
+                listeners.append(listener)
+                let member = cluster.configuration.members[offset]
+                endpoints.append(
+                    SintraClient.Endpoint(
+                        member: member.index, host: "127.0.0.1", port: listener.port!, identityKey: member.identityKey))
+            }
+            self.listeners = listeners
+            self.endpoints = endpoints
+        }
+
+        func shutdown() async {
+            for listener in listeners { await listener.shutdown() }
+            await cluster.shutdown()
+        }
+    }
+
+    @Test func putGetCompareAndSwapAndScanRoundTrip() async throws {
+        let service = try await Service()
+        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 20)
+        let a = Array("a".utf8), b = Array("b".utf8), one = Array("1".utf8), two = Array("2".utf8)
+        #expect(try await client.execute(.get(key: a)) == .notFound)
+        #expect(try await client.execute(.put(key: a, value: one)) == .ok)
+        #expect(try await client.execute(.put(key: b, value: two)) == .ok)
+        #expect(try await client.execute(.get(key: a)) == .value(one))
+        #expect(try await client.execute(.compareAndSwap(key: a, expected: two, new: two)) == .conflict(current: one))
+        #expect(try await client.execute(.compareAndSwap(key: a, expected: one, new: two)) == .ok)
+        #expect(
+            try await client.execute(.scan(from: a, to: Array("c".utf8), limit: 10))
+                == .entries([(a, two), (b, two)]))
+        #expect(try await client.execute(.delete(key: b)) == .ok)
+        #expect(try await client.execute(.get(key: b)) == .notFound)
+        await client.close()
+        await service.shutdown()
+    }
+
+    @Test func theServiceAnswersWithOneReplicaShutDown() async throws {
+        let service = try await Service()
+        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 20)
+        let key = Array("k".utf8)
+        #expect(try await client.execute(.put(key: key, value: [1])) == .ok)
+        await service.listeners[3].shutdown()
+        await service.cluster.nodes[3].shutdown()
+        for value in UInt8(2)...5 {
+            #expect(try await client.execute(.put(key: key, value: [value])) == .ok)
+        }
+        #expect(try await client.execute(.get(key: key)) == .value([5]))
+        await client.close()
+        for listener in service.listeners.prefix(3) { await listener.shutdown() }
+        for node in service.cluster.nodes.prefix(3) { await node.shutdown() }
+    }
+
+    @Test func fewerThanTPlusOneRepliesTimeOutWithAClearError() async throws {
+        let service = try await Service()
+        // Only one endpoint is reachable: t + 1 = 2 matching replies can never arrive.
+        let client = try SintraClient(endpoints: [service.endpoints[0]], faulty: 1, timeoutSeconds: 1)
+        await #expect(throws: SintraClient.Failure.timeout(seconds: 1, replies: 1, needed: 2)) {
+            try await client.execute(.put(key: [1], value: [1]))
+        }
+        await client.close()
+        await service.shutdown()
+    }
+
+    @Test func aConnectionSendingGarbageIsClosedAndCounted() async throws {
+        let service = try await Service()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let context = try ClientPorts.clientContext()
+        let endpoint = service.endpoints[0]
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        try ClientPorts.clientHandler(context: context, pinning: endpoint.identityKey))
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port).get()
+        // A record that is no ClientRequest (3 bytes, not the 16-byte client identifier and the rest).
+        try await channel.writeAndFlush(ClientRecordDecoder.record([1, 2, 3], allocator: channel.allocator))
+        try await channel.closeFuture.get()
+        #expect(service.listeners[0].statistics.malformedRecords == 1)
+        // The service goes on.
+        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 20)
+        #expect(try await client.execute(.put(key: [1], value: [2])) == .ok)
+        await client.close()
+        try await group.shutdownGracefully()
+        await service.shutdown()
+    }
+}
