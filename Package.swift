@@ -95,7 +95,12 @@ let package = Package(
             dependencies: [
                 "SintraCrypto",
                 "SintraSimulation",
+                "SintraServer",
+                "SintraClient",
+                "SintraReplica",
+                "SintraCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import SintraClient
+import SintraReplica
+
+/// `sintra client`: one SintraKV operation against a cluster, printed once t + 1 replicas agree.
+struct ClientCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "Run one operation on a SintraKV cluster: put K V | get K | delete K | cas K OLD NEW | scan FROM TO.",
+        discussion: """
+            The request goes to every replica; the result is printed once t + 1 replicas sent the same one. \
+            For cas, OLD may be '-' for "the key must be absent".
+            """)
+
+    @Option(name: .long, help: "Path of cluster.json.")
+    var config: String
+
+    @Option(name: .long, help: "Seconds to wait for t + 1 matching replies.")
+    var timeout: Double = 5
+
+    @Argument(help: "The operation and its arguments.")
+    var words: [String]
+
+    func parseOperation() throws -> KeyValueStore.Operation {
+        let bytes = { (text: String) in Array(text.utf8) }
+        switch (words.first, words.count) {
+        case ("put", 3): return .put(key: bytes(words[1]), value: bytes(words[2]))
+        case ("get", 2): return .get(key: bytes(words[1]))
+        case ("delete", 2): return .delete(key: bytes(words[1]))
+        case ("cas", 4):
+            return .compareAndSwap(
+                key: bytes(words[1]), expected: words[2] == "-" ? nil : bytes(words[2]), new: bytes(words[3]))
+        case ("scan", 3): return .scan(from: bytes(words[1]), to: bytes(words[2]), limit: KeyValueStore.scanCountMax)
+        default:
+            throw ValidationError("expected put K V | get K | delete K | cas K OLD NEW | scan FROM TO")
+        }
+    }
+
+    func validate() throws {
+        _ = try parseOperation()
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+
+    func run() async throws {
+        let cluster = try KeyFolder.loadCluster(config)
+        let client = try SintraClient(configuration: cluster, timeoutSeconds: timeout)
+        do {
+            let result = try await client.execute(try parseOperation())
+            await client.close()
+            print(Self.describe(result))
+        } catch let failure as SintraClient.Failure {
+            await client.close()
+            throw ClientFailure(description: "\(failure)")
+        }
+    }
+
+    static func describe(_ result: KeyValueStore.Result) -> String {
+        let text = { (bytes: [UInt8]) in String(decoding: bytes, as: UTF8.self) }
+        switch result {
+        case .ok: return "ok"
+        case .value(let value): return text(value)
+        case .notFound: return "(not found)"
+        case .conflict(let current): return "conflict: current value \(current.map(text) ?? "(absent)")"
+        case .entries(let entries):
+            return entries.isEmpty ? "(no entries)" : entries.map { "\(text($0.key)) = \(text($0.value))" }.joined(separator: "\n")
+        case .invalid(let reason): return "invalid request: \(reason)"
+        }
+    }
+}
+
+struct ClientFailure: Error, CustomStringConvertible {
+    let description: String
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import SintraCore
+import SintraCrypto
+import SintraServer
+
+/// `sintra replica`: runs one SintraKV replica until SIGINT or SIGTERM.
+struct ReplicaCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replica",
+        abstract: "Run one replica of a SintraKV cluster (peers on its cluster.json port, clients on port + 1000).")
+
+    @Option(name: .long, help: "Path of cluster.json.")
+    var config: String
+
+    @Option(name: .long, help: "This replica's index (1…n).")
+    var id: Int
+
+    @Option(name: .long, help: "Path of this replica's replica-I.secret.")
+    var secret: String
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let cluster = try KeyFolder.loadCluster(config)
+        let file = try KeyFolder.loadSecret(secret, cluster: cluster)
+        guard file.secrets.index == id else {
+            throw ValidationError("\(secret) holds the secrets of replica \(file.secrets.index), not \(id)")
+        }
+        var logger = Logger(label: "sintra.replica")
+        logger[metadataKey: "member"] = "\(id)"
+        var options = ReplicaNode.Options()
+        options.logger = logger
+        options.network.logger = Logger(label: "sintra.network")
+        let node = try ReplicaNode(cluster: cluster, secrets: file.secrets, options: options)
+        var listenerOptions = ClientListener.Options()
+        listenerOptions.logger = logger
+        let listener = try ClientListener(node: node, options: listenerOptions)
+        let member = cluster.members[id - 1]
+        try await node.start()
+        try await listener.start(host: member.host, memberPort: member.port)
+        logger.info("replica running", metadata: ["n": "\(cluster.replicas)", "t": "\(cluster.faulty)"])
+
+        let signal = await Self.waitForTerminationSignal()
+        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        await listener.shutdown()
+        let executed = await node.executedCount
+        await node.shutdown()
+        logger.info("stopped", metadata: ["executed": "\(executed)"])
+    }
+
+    /// Waits for SIGINT or SIGTERM and returns its number.
+    static func waitForTerminationSignal() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let queue = DispatchQueue(label: "sintra.signals")
+            let resumed = ResumeOnce()
+            var sources = [DispatchSourceSignal]()
+            for number in [SIGINT, SIGTERM] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler {
+                    if resumed.claim() { continuation.resume(returning: number) }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+/// Keeps signal sources alive for the life of the process.
+private enum SignalSources {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    static func keep(_ new: [DispatchSourceSignal]) { sources += new }
+}
+
+/// Lets exactly one of several callers through (signal handlers run on one serial queue).
+private final class ResumeOnce: @unchecked Sendable {
+    private var done = false
+    func claim() -> Bool {
+        guard !done else { return false }
+        done = true
+        return true
+    }
+}
