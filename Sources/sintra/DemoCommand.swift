@@ -2,15 +2,12 @@ import ArgumentParser
 import Foundation
 import SintraCrypto
 
-/// `sintra demo`: what Sintra can do today, in one screen.
-///
-/// Until the replicated service exists (replica processes, clients, a replica killed half-way), the demo
-/// runs the cryptographic core the way a cluster will: keys dealt to n replicas, a threshold coin tossed
+/// `sintra crypto-demo`: the cryptographic core in one process, the way a cluster uses it: keys dealt to n replicas, a threshold coin tossed
 /// by all of them with a Byzantine replica sending a forged share, a client request encrypted under the
 /// cluster's key and opened only by t + 1 replicas together, and a quorum certificate.
-struct DemoCommand: ParsableCommand {
+struct CryptoDemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "demo",
+        commandName: "crypto-demo",
         abstract: "Show Sintra's threshold cryptography at work in an n-replica cluster (in one process).")
 
     @Option(name: .long, help: "Number of replicas n (t is the largest value with n ≥ 3t + 1).")

@@ -1,0 +1,165 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SintraClient
+import SintraCrypto
+import SintraReplica
+
+/// `sintra demo`: a SintraKV cluster of replica processes on loopback, clients writing to it, and replicas
+/// killed half-way while the service goes on.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a local SintraKV cluster of replica processes under load and kill replicas half-way.")
+
+    @Option(name: .long, help: "Number of replicas n (t is the largest value with n ≥ 3t + 1).")
+    var replicas: Int = 4
+
+    @Option(name: .long, help: "Seconds of load.")
+    var duration: Double = 10
+
+    @Option(name: .long, help: "Concurrent closed-loop clients.")
+    var clients: Int = 8
+
+    @Option(name: .long, help: "Bytes of each value written.")
+    var payload: Int = 64
+
+    @Option(name: .long, help: "Replicas to kill half-way, comma separated (default: the last one; at most t).")
+    var kill: String?
+
+    var killed: [Int] { kill.map { $0.split(separator: ",").compactMap { Int($0) } } ?? [replicas] }
+
+    func validate() throws {
+        guard (4...16).contains(replicas) else { throw ValidationError("--replicas must be in 4…16") }
+        guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600]") }
+        guard (1...256).contains(clients) else { throw ValidationError("--clients must be in 1…256") }
+        guard (0...KeyValueStore.valueBytesMax).contains(payload) else { throw ValidationError("--payload too large") }
+        let faulty = (replicas - 1) / 3
+        guard killed.count <= faulty, killed.allSatisfy({ (1...replicas).contains($0) }) else {
+            throw ValidationError("--kill must name at most t = \(faulty) replicas in 1…\(replicas)")
+        }
+    }
+
+    func run() async throws {
+        let faulty = (replicas - 1) / 3
+        let folder = NSTemporaryDirectory() + "sintra-demo-\(UInt32.random(in: 0...UInt32.max))"
+        let basePort = Int.random(in: 20_000...40_000)
+        let keys = try KeyDealer.deal(replicas: replicas, faulty: faulty)
+        try KeyFolder.write(keys: keys, to: folder, host: "127.0.0.1", basePort: basePort, overwrite: false)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        print("Sintra demo: n = \(replicas) replicas on 127.0.0.1:\(basePort)…, tolerating t = \(faulty) Byzantine.")
+        print("Keys in \(folder); replica processes log to replica-I.log there.\n")
+
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        var processes = [Process]()
+        for index in 1...replicas {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = [
+                "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
+                "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", "warning",
+            ]
+            FileManager.default.createFile(atPath: folder + "/replica-\(index).log", contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: folder + "/replica-\(index).log")
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            processes.append(process)
+        }
+        defer {
+            for process in processes where process.isRunning { process.terminate() }
+            for process in processes { process.waitUntilExit() }
+        }
+        let cluster = try KeyFolder.loadCluster(KeyFolder.clusterPath(folder))
+        try await waitUntilServing(cluster)
+        print("\(replicas) replicas running; \(clients) clients writing \(payload)-byte values for \(duration) s.\n")
+
+        let recorder = LatencyRecorder()
+        let start = DispatchTime.now()
+        let deadline = start.uptimeNanoseconds + UInt64(duration * 1e9)
+        let load = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for number in 0..<clients {
+                    group.addTask { await runClient(number, cluster: cluster, until: deadline, recorder: recorder) }
+                }
+            }
+        }
+        var killedAlready = false
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            try? await Task.sleep(for: .milliseconds(500))
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            if !killedAlready, elapsed >= duration / 2 {
+                killedAlready = true
+                for index in killed { Darwinless.kill(processes[index - 1].processIdentifier) }
+                print("\n  ✂ killed replica \(killed.map(String.init).joined(separator: ", ")) (SIGKILL) at "
+                    + String(format: "%.1f s", elapsed) + "; the others go on.")
+            }
+            let snapshot = await recorder.snapshot()
+            let line = String(
+                format: "  %5.1f s  %7d requests  %7.0f req/s  p50 %6.1f ms  p99 %6.1f ms  failed %d",
+                elapsed, snapshot.count, Double(snapshot.count) / max(elapsed, 0.001), snapshot.p50, snapshot.p99,
+                snapshot.failed)
+            print("\r" + line, terminator: "")
+            fflush(nil)
+        }
+        await load.value
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let summary = await recorder.snapshot()
+        print("\n\nSummary")
+        print("  requests answered   \(summary.count) (each by t + 1 = \(faulty + 1) matching replies)")
+        print(String(format: "  throughput          %.0f requests/s", Double(summary.count) / elapsed))
+        print(String(format: "  latency             p50 %.1f ms, p99 %.1f ms", summary.p50, summary.p99))
+        print("  replicas killed     \(killed.count) of \(replicas)")
+        print("  requests lost       \(summary.failed)")
+    }
+
+    private func waitUntilServing(_ cluster: ClusterConfiguration) async throws {
+        let client = try SintraClient(configuration: cluster, timeoutSeconds: 2)
+        defer { Task { await client.close() } }
+        for _ in 0..<15 {
+            if (try? await client.execute(.put(key: Array("demo".utf8), value: []))) != nil { return }
+        }
+        throw ClientFailure(description: "the demo cluster did not start serving within 30 s")
+    }
+
+    private func runClient(_ number: Int, cluster: ClusterConfiguration, until deadline: UInt64, recorder: LatencyRecorder)
+        async
+    {
+        guard let client = try? SintraClient(configuration: cluster, timeoutSeconds: 10) else { return }
+        let value = [UInt8](repeating: UInt8(truncatingIfNeeded: number), count: payload)
+        var sequence = 0
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            sequence += 1
+            let began = DispatchTime.now().uptimeNanoseconds
+            let result = try? await client.execute(.put(key: Array("client-\(number)-\(sequence % 100)".utf8), value: value))
+            let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e6
+            await recorder.record(milliseconds, ok: result == .ok)
+        }
+        await client.close()
+    }
+}
+
+/// Latencies of answered requests and the count of failed ones.
+actor LatencyRecorder {
+    private var latencies = [Double]()
+    private var failed = 0
+
+    func record(_ milliseconds: Double, ok: Bool) {
+        if ok { latencies.append(milliseconds) } else { failed += 1 }
+    }
+
+    func snapshot() -> (count: Int, p50: Double, p99: Double, failed: Int) {
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+        }
+        return (sorted.count, percentile(0.5), percentile(0.99), failed)
+    }
+}
+
+/// SIGKILL without importing Glibc into every file.
+enum Darwinless {
+    static func kill(_ pid: Int32) {
+        _ = Foundation.kill(pid, SIGKILL)
+    }
+}
