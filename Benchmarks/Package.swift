@@ -18,8 +18,9 @@ let package = Package(
     targets: [
         // The dlopen-based libsodium loader shared by every target below.
         .target(name: "LibsodiumReference"),
-        // package-benchmark suites. Group operations now; the threshold coin and TDH2 get their own
-        // suite (Benchmarks/ThresholdBenchmarks) next to this one, with the same dependencies.
+        // The package-benchmark suite. Threshold coin and TDH2 benchmarks go into ThresholdBenchmarks.swift
+        // of this target (registerThresholdBenchmarks), and their side-by-side rows into thresholdComparisons()
+        // of crypto-compare.
         .executableTarget(
             name: "GroupBenchmarks",
             dependencies: [

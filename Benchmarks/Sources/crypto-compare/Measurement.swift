@@ -38,6 +38,13 @@ func consume(_ byte: UInt8) {
     checksum ^= byte
 }
 
+/// A byte of a value's memory: a way to consume a decoded element without paying for an encoding or a
+/// comparison inside the timed loop.
+@inline(__always)
+func firstByte<Value>(of value: Value) -> UInt8 {
+    withUnsafeBytes(of: value) { $0[0] }
+}
+
 /// Which clock times a batch.
 enum TimeSource: String {
     /// Elapsed real time: what a caller waits, including any time the thread was not running.
