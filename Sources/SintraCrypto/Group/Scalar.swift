@@ -301,7 +301,8 @@ struct Limbs52: Sendable {
         return (Limbs52(d0, d1, d2, d3, d4), Choice(unchecked: borrow >> 63))
     }
 
-    /// (a − b) mod ℓ for a, b < ℓ (also correct for a < 2ℓ, b = ℓ): adds ℓ back when the subtraction borrows.
+    /// (a − b) mod ℓ for a, b < ℓ (also correct for a < 2ℓ, b = ℓ): adds ℓ back when the subtraction
+    /// borrows.
     static func subtract(_ a: Limbs52, _ b: Limbs52) -> Limbs52 {
         let (difference, borrowed) = subtractWithBorrow(a, b)
         let addMask = borrowed.mask
