@@ -38,7 +38,7 @@ import Testing
         }
         buffer.writeBytes(bytes)
         try? await channel.writeAndFlush(buffer)
-        let closed = await eventually(seconds: expectClose ? 5 : 0.3) { !channel.isActive }
+        let closed = await eventually(seconds: expectClose ? 60 : 0.3) { !channel.isActive }
         try? await channel.close()
         try await group.shutdownGracefully()
         return closed

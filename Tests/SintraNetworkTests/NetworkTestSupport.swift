@@ -57,13 +57,15 @@ func freePorts(_ count: Int) throws -> [Int] {
 }
 
 extension ReplicaNetwork.Options {
-    /// Quick reconnects and a silent logger.
+    /// Quick reconnects and a silent logger. Connect and handshake timeouts are generous: the test suite
+    /// runs CPU-heavy simulations in parallel, and a debug-build TLS handshake on a busy 2-core machine can
+    /// take seconds; a test that means to hit a timeout sets its own.
     static var testing: ReplicaNetwork.Options {
         var options = ReplicaNetwork.Options()
         options.reconnectDelayMinimum = .milliseconds(10)
         options.reconnectDelayMaximum = .milliseconds(200)
-        options.connectTimeout = .seconds(2)
-        options.handshakeTimeout = .seconds(2)
+        options.connectTimeout = .seconds(20)
+        options.handshakeTimeout = .seconds(20)
         options.logger = Logger(label: "sintra.network.test") { _ in SwiftLogNoOpLogHandler() }
         return options
     }
@@ -88,7 +90,7 @@ final class FrameCollector: Sendable {
 
     /// Waits until at least `count` frames arrived, or fails the test after `seconds`.
     @discardableResult
-    func wait(for count: Int, seconds: Double = 10, sourceLocation: SourceLocation = #_sourceLocation) async
+    func wait(for count: Int, seconds: Double = 60, sourceLocation: SourceLocation = #_sourceLocation) async
         -> [ReceivedFrame]
     {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
@@ -103,7 +105,7 @@ final class FrameCollector: Sendable {
 }
 
 /// Waits until `condition` holds or `seconds` pass; returns whether it held.
-func eventually(seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+func eventually(seconds: Double = 60, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while !condition() {
         if ContinuousClock.now >= deadline { return false }

@@ -44,7 +44,7 @@ import Testing
 
     @Test func putGetCompareAndSwapAndScanRoundTrip() async throws {
         let service = try await Service()
-        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 20)
+        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 120)
         let a = Array("a".utf8), b = Array("b".utf8), one = Array("1".utf8), two = Array("2".utf8)
         #expect(try await client.execute(.get(key: a)) == .notFound)
         #expect(try await client.execute(.put(key: a, value: one)) == .ok)
@@ -63,7 +63,7 @@ import Testing
 
     @Test func theServiceAnswersWithOneReplicaShutDown() async throws {
         let service = try await Service()
-        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 20)
+        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 120)
         let key = Array("k".utf8)
         #expect(try await client.execute(.put(key: key, value: [1])) == .ok)
         await service.listeners[3].shutdown()
@@ -106,7 +106,7 @@ import Testing
         try await channel.closeFuture.get()
         #expect(service.listeners[0].statistics.malformedRecords == 1)
         // The service goes on.
-        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 20)
+        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 120)
         #expect(try await client.execute(.put(key: [1], value: [2])) == .ok)
         await client.close()
         try await group.shutdownGracefully()

@@ -45,8 +45,8 @@ extension ReplicaNode.Options {
         var options = ReplicaNode.Options()
         options.network.reconnectDelayMinimum = .milliseconds(10)
         options.network.reconnectDelayMaximum = .milliseconds(200)
-        options.network.connectTimeout = .seconds(2)
-        options.network.handshakeTimeout = .seconds(2)
+        options.network.connectTimeout = .seconds(20)
+        options.network.handshakeTimeout = .seconds(20)
         options.network.logger = Logger(label: "sintra.network.test") { _ in SwiftLogNoOpLogHandler() }
         options.logger = Logger(label: "sintra.replica.test") { _ in SwiftLogNoOpLogHandler() }
         return options
