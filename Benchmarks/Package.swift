@@ -31,6 +31,17 @@ let package = Package(
             path: "Benchmarks/GroupBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Wire encoding and decoding of protocol messages.
+        .executableTarget(
+            name: "ProtocolBenchmarks",
+            dependencies: [
+                .product(name: "SintraCore", package: "Sintra"),
+                .product(name: "SintraCrypto", package: "Sintra"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/ProtocolBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         .executableTarget(
             name: "crypto-compare",
             dependencies: ["LibsodiumReference", .product(name: "SintraCrypto", package: "Sintra")]

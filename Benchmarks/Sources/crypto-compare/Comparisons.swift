@@ -277,6 +277,69 @@ func scalarComparisons(_ fixture: Fixture) -> [Comparison] {
 /// Threshold coin and TDH2 rows go here (share, verify share, combine; encrypt, decrypt share, combine).
 /// libsodium has no counterpart, so their `libsodium` closure stays nil and the table shows a dash; the
 /// ratio that matters for them is against the group rows above, which bound their cost.
+/// Threshold coin and TDH2 rows (Sintra only: libsodium has no threshold schemes; each row costs a few group
+/// operations, whose ratios to libsodium are in the rows above). Keys for n = 4 (t = 1) and n = 31 (t = 10).
 func thresholdComparisons(_ fixture: Fixture) -> [Comparison] {
-    []
+    var rows = [Comparison]()
+    for (replicas, faulty) in [(4, 1), (31, 10)] {
+        let keys = try! KeyDealer.deal(replicas: replicas, faulty: faulty)
+        let coinKey = keys.coinPublicKey
+        let encryptionKey = keys.encryptionPublicKey
+        let name = Array("benchmark/abba:1/coin:1".utf8)
+        let shares = keys.secrets.map { $0.coinShare.coinShare(name: name) }
+        let verified = shares.map { try! coinKey.verifyCoinShare($0, name: name) }
+        let label = Array("benchmark/client:1/request:1".utf8)
+        let message = [UInt8](repeating: 42, count: 100)
+        let ciphertext = try! encryptionKey.encrypt(message, label: label)
+        let decryptionShares = keys.secrets.map {
+            try! $0.encryptionShare.decryptionShare(for: ciphertext, publicKey: encryptionKey)
+        }
+        let verifiedDecryption = decryptionShares.map { try! encryptionKey.verifyDecryptionShare($0, for: ciphertext) }
+        let shape = "n = \(replicas), t = \(faulty)"
+        let needed = faulty + 1
+        rows += [
+            Comparison(name: "coin: share with proof (\(shape))", sintra: { iterations in
+                for index in 0..<iterations {
+                    consume(keys.secrets[index % replicas].coinShare.coinShare(name: name).value.encoded)
+                }
+            }),
+            Comparison(name: "coin: verify a share (\(shape))", sintra: { iterations in
+                for index in 0..<iterations {
+                    let share = try! coinKey.verifyCoinShare(shares[index % replicas], name: name)
+                    consume([UInt8(truncatingIfNeeded: share.share.index)])
+                }
+            }),
+            Comparison(name: "coin: combine \(needed) verified shares (\(shape))", sintra: { iterations in
+                for _ in 0..<iterations {
+                    consume(try! coinKey.combineCoin(Array(verified.prefix(needed)), name: name).bytes)
+                }
+            }),
+            Comparison(name: "TDH2: encrypt 100 B (\(shape))", sintra: { iterations in
+                for _ in 0..<iterations { consume(try! encryptionKey.encrypt(message, label: label).body) }
+            }),
+            Comparison(name: "TDH2: check ciphertext validity (\(shape))", sintra: { iterations in
+                for _ in 0..<iterations { consume([encryptionKey.isValid(ciphertext) ? 1 : 0]) }
+            }),
+            Comparison(name: "TDH2: decryption share with proof (\(shape))", sintra: { iterations in
+                for index in 0..<iterations {
+                    let share = try! keys.secrets[index % replicas].encryptionShare.decryptionShare(
+                        for: ciphertext, publicKey: encryptionKey)
+                    consume(share.value.encoded)
+                }
+            }),
+            Comparison(name: "TDH2: verify a decryption share (\(shape))", sintra: { iterations in
+                for index in 0..<iterations {
+                    let share = try! encryptionKey.verifyDecryptionShare(
+                        decryptionShares[index % replicas], for: ciphertext)
+                    consume([UInt8(truncatingIfNeeded: share.share.index)])
+                }
+            }),
+            Comparison(name: "TDH2: combine \(needed) shares and decrypt (\(shape))", sintra: { iterations in
+                for _ in 0..<iterations {
+                    consume(try! encryptionKey.decrypt(ciphertext, shares: Array(verifiedDecryption.prefix(needed))))
+                }
+            }),
+        ]
+    }
+    return rows
 }
