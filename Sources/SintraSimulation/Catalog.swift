@@ -33,7 +33,7 @@ public struct SimulationRunner {
 /// The protocols the simulator knows, by command-line name.
 public enum SimulationCatalog {
     /// Every name `sintra sim --protocol` accepts.
-    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba"]
+    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba", "mvba"]
 
     public enum Failure: Error, CustomStringConvertible {
         case unknownProtocol(String)
@@ -46,8 +46,11 @@ public enum SimulationCatalog {
         }
     }
 
-    /// The runner for protocol `name` on a cluster of this shape.
-    public static func runner(for name: String, replicas: Int, faulty: Int) throws -> SimulationRunner {
+    /// The runner for protocol `name` on a cluster of this shape; `options` shape the ordering protocols'
+    /// scenarios.
+    public static func runner(
+        for name: String, replicas: Int, faulty: Int, options: SimulationOptions = SimulationOptions()
+    ) throws -> SimulationRunner {
         guard protocolNames.contains(name) else { throw Failure.unknownProtocol(name) }
         // Dealing keys is the only step that can fail, and only for a shape n ≤ 3t, which the caller checks.
         let cluster = try SimulationCluster.deal(replicas: replicas, faulty: faulty)
@@ -58,6 +61,7 @@ public enum SimulationCatalog {
         case "vcbc":
             return SimulationRunner(Simulation(adapter: ConsistentBroadcastAdapter(verifiable: true), cluster: cluster))
         case "abba": return SimulationRunner(Simulation(adapter: BinaryAgreementAdapter(), cluster: cluster))
+        case "mvba": return SimulationRunner(Simulation(adapter: ValidatedAgreementAdapter(), cluster: cluster))
         default: throw Failure.unknownProtocol(name)
         }
     }

@@ -18,6 +18,11 @@ public struct Violation: Sendable, Hashable, Codable, CustomStringConvertible {
         case bufferBound = "buffer-bound"
         /// An honest node reported a fault against another honest node (or its own messages did not decode).
         case falseAccusation = "false-accusation"
+        /// Two honest nodes delivered items in different orders (ordering protocols).
+        case totalOrder = "total-order"
+        /// An honest node never delivered an item it had to (ordering protocols: a request submitted to
+        /// t + 1 honest nodes).
+        case lostRequest = "lost-request"
     }
 
     public let kind: Kind
@@ -78,10 +83,13 @@ public struct Observation: Sendable {
     public var bufferBound: Int
     /// Faults reported by honest nodes against honest nodes, as text.
     public var falseAccusations: [String]
+    /// For ordering protocols (many outputs per node): the batches and what had to be delivered.
+    public var order: OrderObservation?
 
     public init(
         honest: [Int], outputs: [Output], allMustOutput: Bool, totality: Bool, terminationStepsMax: Int,
-        quiescent: Bool, bufferMaxima: [Int], bufferBound: Int, falseAccusations: [String]
+        quiescent: Bool, bufferMaxima: [Int], bufferBound: Int, falseAccusations: [String],
+        order: OrderObservation? = nil
     ) {
         self.honest = honest
         self.outputs = outputs
@@ -92,6 +100,7 @@ public struct Observation: Sendable {
         self.bufferMaxima = bufferMaxima
         self.bufferBound = bufferBound
         self.falseAccusations = falseAccusations
+        self.order = order
     }
 }
 
@@ -103,9 +112,12 @@ public enum Checkers {
         public let detail: String
     }
 
-    /// Every check, in a fixed order.
+    /// Every check, in a fixed order. An ordering protocol's outputs are checked as sequences (`order`).
     public static func check(_ observation: Observation) -> [Finding] {
-        integrity(observation) + agreement(observation) + validity(observation) + termination(observation)
+        if let order = observation.order {
+            return Checkers.order(observation, order) + bufferBound(observation) + accusations(observation)
+        }
+        return integrity(observation) + agreement(observation) + validity(observation) + termination(observation)
             + bufferBound(observation) + accusations(observation)
     }
 

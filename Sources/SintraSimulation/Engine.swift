@@ -206,7 +206,38 @@ struct Engine<P: SimulatedProtocol> {
             allMustOutput: guarantees.allMustOutput, totality: guarantees.totality,
             terminationStepsMax: terminationStepsMax, quiescent: quiescent,
             bufferMaxima: context.honest.map { bufferMaxima[$0 - 1] },
-            bufferBound: adapter.bufferedMessageCountMax(context: context), falseAccusations: falseAccusations)
+            bufferBound: adapter.bufferedMessageCountMax(context: context), falseAccusations: falseAccusations,
+            order: guarantees.order.map(orderObservation))
+    }
+
+    /// The honest nodes' outputs as sequences of batches, for an ordering protocol.
+    private func orderObservation(_ order: OrderGuarantees<Output>) -> OrderObservation {
+        let honestOutputs = context.honest.map { node in outputs.filter { $0.node == node } }
+        var rejections = [String]()
+        var firstDelivery = [[UInt8]: Int]()
+        let batches = zip(context.honest, honestOutputs).map { node, entries in
+            entries.map { entry in
+                let items = order.items(entry.output)
+                for item in items {
+                    if let reason = order.rejectsItem(item) { rejections.append("node \(node) delivered \(reason)") }
+                    firstDelivery[item] = min(firstDelivery[item] ?? Int.max, entry.step)
+                }
+                return OrderObservation.Batch(
+                    step: entry.step, honestDeliveriesAfterHeal: entry.afterHeal,
+                    key: adapter.agreementKey(entry.output), text: adapter.describe(entry.output), items: items)
+            }
+        }
+        var submissionSteps = [[UInt8]: Int]()
+        for item in order.required {
+            if let trigger = order.trigger(item) {
+                submissionSteps[item] = firstDelivery[trigger]
+            } else {
+                submissionSteps[item] = 0
+            }
+        }
+        return OrderObservation(
+            batches: batches, required: order.required, itemRejections: rejections, submissionSteps: submissionSteps,
+            runFindings: order.checkRun(honestOutputs.map { $0.map(\.output) }))
     }
 
     func decisionRounds() -> [Int] {

@@ -23,6 +23,8 @@ public struct AdversarySummary: Sendable, Codable {
     public let decisionRounds: [RoundCount]
     /// Faults reported by honest nodes, summed over runs, sorted by kind.
     public let faults: [RunResult.FaultCount]
+    /// Ordering protocols: requests delivered, rounds, latency and costs per request.
+    public let order: OrderSummary?
 
     public struct RoundCount: Sendable, Codable, Hashable {
         public let round: Int
@@ -64,6 +66,7 @@ public struct AdversarySummary: Sendable, Codable {
         var faults = [String: Int]()
         for count in results.flatMap(\.faultCounts) { faults[count.kind, default: 0] += count.count }
         self.faults = faults.keys.sorted().map { RunResult.FaultCount(kind: $0, count: faults[$0]!) }
+        order = OrderSummary(results)
     }
 }
 
@@ -110,6 +113,7 @@ public struct SimulationSummary: Sendable, Codable {
                     + summary.decisionRounds.map { "r\($0.round): \($0.count)" }.joined(separator: ", ") + ")"
             }
             lines.append(line)
+            if let order = summary.order { lines.append("              " + order.text) }
             if !summary.faults.isEmpty {
                 lines.append(
                     "              faults reported: "

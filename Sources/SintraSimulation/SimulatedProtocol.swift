@@ -35,6 +35,9 @@ public struct Guarantees<Output> {
     public var totality: Bool
     /// Why an honest node must not have produced `output`, or nil if it may have (validity, integrity).
     public var rejects: (Output) -> String?
+    /// For ordering protocols, whose nodes output many batches: what the sequences must satisfy. When set,
+    /// the checkers compare sequences (`Checkers.order`) instead of expecting one output per node.
+    public var order: OrderGuarantees<Output>?
 
     public init(allMustOutput: Bool, totality: Bool, rejects: @escaping (Output) -> String? = { _ in nil }) {
         self.allMustOutput = allMustOutput
@@ -152,6 +155,9 @@ public protocol SimulatedProtocol {
 
     /// An adversarial scheduler that reads this protocol's messages, if the protocol has one.
     func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)?
+
+    /// Command-line options that shape this adapter's scenarios (e.g. ` --requests 2`), for replay commands.
+    var commandLineOptions: String { get }
 }
 
 extension SimulatedProtocol {
@@ -193,6 +199,8 @@ extension SimulatedProtocol {
     public func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)? {
         nil
     }
+
+    public var commandLineOptions: String { "" }
 }
 
 extension SimulatedProtocol where ByzantineMemory == Void {

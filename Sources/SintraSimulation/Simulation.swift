@@ -54,6 +54,8 @@ public struct RunResult: Sendable, Codable {
     /// Whether every honest node output.
     public let allHonestOutput: Bool
     public let violations: [Violation]
+    /// Ordering protocols: batches, items delivered and their latency.
+    public let order: OrderStatistics?
     /// SHA-256 over every delivery (step, time, sender, recipient, bytes) and every honest output.
     public let traceDigest: String
     /// The delivery log, when asked for.
@@ -81,6 +83,7 @@ public struct Simulation<P: SimulatedProtocol> {
         let configuration = cluster.configuration
         return "sintra sim --protocol \(adapter.name) --replicas \(configuration.replicas) "
             + "--faulty \(configuration.faulty) --adversary \(adversary.name) --seed \(seed) --seeds 1"
+            + adapter.commandLineOptions
     }
 
     /// One run: the seed decides the Byzantine nodes, their behaviours, the scheduler, the inputs and
@@ -168,6 +171,7 @@ public struct Simulation<P: SimulatedProtocol> {
             messagesReceived: engine.messagesReceived, bytesReceived: engine.bytesReceived,
             faultCounts: engine.faultCounts(), outputs: engine.outputDescriptions(),
             allHonestOutput: engine.allHonestOutput, violations: violations,
+            order: observation.order.map(OrderStatistics.init),
             traceDigest: engine.digest(), trace: engine.events, replay: replay)
     }
 
