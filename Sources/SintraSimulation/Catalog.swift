@@ -33,7 +33,7 @@ public struct SimulationRunner {
 /// The protocols the simulator knows, by command-line name.
 public enum SimulationCatalog {
     /// Every name `sintra sim --protocol` accepts.
-    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba", "mvba"]
+    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba", "mvba", "abc"]
 
     public enum Failure: Error, CustomStringConvertible {
         case unknownProtocol(String)
@@ -62,6 +62,9 @@ public enum SimulationCatalog {
             return SimulationRunner(Simulation(adapter: ConsistentBroadcastAdapter(verifiable: true), cluster: cluster))
         case "abba": return SimulationRunner(Simulation(adapter: BinaryAgreementAdapter(), cluster: cluster))
         case "mvba": return SimulationRunner(Simulation(adapter: ValidatedAgreementAdapter(), cluster: cluster))
+        case "abc":
+            let adapter = AtomicBroadcastAdapter(requestCount: options.requests, batchCountMax: options.batchCountMax)
+            return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
         default: throw Failure.unknownProtocol(name)
         }
     }

@@ -14,12 +14,15 @@ struct SimCommand: ParsableCommand {
             them), their behaviour, the scheduler, the inputs and every delivery, so a run replays exactly. \
             Adversaries: the generic behaviours silent, crash, garbage, replay and flood, the protocol's own \
             (rbc: equivocate, lie; cbc, vcbc: equivocate, forge-certificate; abba: equivocate, vote-both, \
-            bad-coin, forge-certificate), each with a scheduler chosen by the seed, and the schedulers \
-            starve and partition with behaviours chosen by the seed, and for abba steer (split and steer \
-            against the coin, with Byzantine nodes voting both ways). Checked after each run: agreement, \
+            bad-coin, forge-certificate; mvba: invalid, equivocate, withhold, bad-vote; abc: \
+            invalid-vector, oversized, withhold, equivocate, replay-round, honest), each with a scheduler \
+            chosen by the seed, and the schedulers starve and partition with behaviours chosen by the seed, \
+            and steer: for abba split and steer against the coin, with Byzantine nodes voting both ways; for \
+            abc a different honest node starved in every round. Checked after each run: agreement, \
             validity, integrity, totality (rbc), termination after the network heals, bounded buffers, and \
-            that no honest node accuses an honest one. Keys depend on n and t only, so a seed replays \
-            anywhere.
+            that no honest node accuses an honest one; for abc batch by batch: total order, no \
+            request twice, no request lost that t + 1 honest replicas got. Keys depend on n and t only, so a seed \
+            replays anywhere.
             """)
 
     @Option(name: .long, help: "Protocol: \(SimulationCatalog.protocolNames.joined(separator: ", ")).")
@@ -40,6 +43,12 @@ struct SimCommand: ParsableCommand {
     @Option(name: .long, help: "An adversary name, or all.")
     var adversary: String = "all"
 
+    @Option(name: .long, help: "abc: requests per run (default: drawn from the seed).")
+    var requests: Int?
+
+    @Option(name: .long, help: "abc: the cap on requests per queue, the batch size (default: drawn from the seed).")
+    var batch: Int?
+
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
 
@@ -54,12 +63,17 @@ struct SimCommand: ParsableCommand {
         }
         guard (1...1_000_000).contains(seeds) else { throw ValidationError("--seeds must be in 1…1000000") }
         guard !trace || seeds <= 10 else { throw ValidationError("--trace prints every delivery: use --seeds ≤ 10") }
+        guard (requests ?? 1) >= 1, (batch ?? 1) >= 1 else {
+            throw ValidationError("--requests and --batch must be ≥ 1")
+        }
     }
 
     func run() throws {
         let runner: SimulationRunner
         do {
-            runner = try SimulationCatalog.runner(for: `protocol`, replicas: replicas, faulty: faulty ?? (replicas - 1) / 3)
+            runner = try SimulationCatalog.runner(
+                for: `protocol`, replicas: replicas, faulty: faulty ?? (replicas - 1) / 3,
+                options: SimulationOptions(requests: requests, batchCountMax: batch))
         } catch let failure as SimulationCatalog.Failure {
             throw ValidationError(failure.description)
         }
