@@ -88,7 +88,9 @@ let package = Package(
         ),
         .target(
             name: "SintraSimulation",
-            dependencies: ["SintraCore", "SintraCrypto", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "SintraCore", "SintraCrypto", "SintraReplica", .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "sintra",
@@ -140,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SintraSimulationTests",
-            dependencies: ["SintraSimulation", "SintraCore", "SintraCrypto"]
+            dependencies: ["SintraSimulation", "SintraCore", "SintraCrypto", "SintraReplica"]
         ),
         .testTarget(
             name: "SintraCommandTests",

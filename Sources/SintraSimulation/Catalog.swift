@@ -33,7 +33,7 @@ public struct SimulationRunner {
 /// The protocols the simulator knows, by command-line name.
 public enum SimulationCatalog {
     /// Every name `sintra sim --protocol` accepts.
-    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba", "mvba", "abc"]
+    public static let protocolNames = ["rbc", "cbc", "vcbc", "abba", "mvba", "abc", "kv"]
 
     public enum Failure: Error, CustomStringConvertible {
         case unknownProtocol(String)
@@ -64,6 +64,9 @@ public enum SimulationCatalog {
         case "mvba": return SimulationRunner(Simulation(adapter: ValidatedAgreementAdapter(), cluster: cluster))
         case "abc":
             let adapter = AtomicBroadcastAdapter(requestCount: options.requests, batchCountMax: options.batchCountMax)
+            return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
+        case "kv":
+            let adapter = KeyValueAdapter(requestsPerClient: options.requests, batchCountMax: options.batchCountMax)
             return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
         default: throw Failure.unknownProtocol(name)
         }

@@ -14,14 +14,15 @@ struct SimCommand: ParsableCommand {
             them), their behaviour, the scheduler, the inputs and every delivery, so a run replays exactly. \
             Adversaries: the generic behaviours silent, crash, garbage, replay and flood, the protocol's own \
             (rbc: equivocate, lie; cbc, vcbc: equivocate, forge-certificate; abba: equivocate, vote-both, \
-            bad-coin, forge-certificate; mvba: invalid, equivocate, withhold, bad-vote; abc: \
+            bad-coin, forge-certificate; mvba: invalid, equivocate, withhold, bad-vote; abc, kv: \
             invalid-vector, oversized, withhold, equivocate, replay-round, honest), each with a scheduler \
             chosen by the seed, and the schedulers starve and partition with behaviours chosen by the seed, \
             and steer: for abba split and steer against the coin, with Byzantine nodes voting both ways; for \
-            abc a different honest node starved in every round. Checked after each run: agreement, \
+            abc and kv a different honest node starved in every round. Checked after each run: agreement, \
             validity, integrity, totality (rbc), termination after the network heals, bounded buffers, and \
-            that no honest node accuses an honest one; for abc batch by batch: total order, no \
-            request twice, no request lost that t + 1 honest replicas got. Keys depend on n and t only, so a seed \
+            that no honest node accuses an honest one; for abc and kv batch by batch: total order, no \
+            request twice, no request lost that t + 1 honest replicas got, and (kv) replies, state digests \
+            and client results against a sequential execution. Keys depend on n and t only, so a seed \
             replays anywhere.
             """)
 
@@ -43,10 +44,10 @@ struct SimCommand: ParsableCommand {
     @Option(name: .long, help: "An adversary name, or all.")
     var adversary: String = "all"
 
-    @Option(name: .long, help: "abc: requests per run (default: drawn from the seed).")
+    @Option(name: .long, help: "abc: requests per run; kv: requests per honest client (default: drawn from the seed).")
     var requests: Int?
 
-    @Option(name: .long, help: "abc: the cap on requests per queue, the batch size (default: drawn from the seed).")
+    @Option(name: .long, help: "abc, kv: the cap on requests per queue, the batch size (default: drawn from the seed).")
     var batch: Int?
 
     @Flag(name: .long, help: "Print the summary as JSON.")

@@ -1,0 +1,333 @@
+import Crypto
+import SintraCore
+import SintraCrypto
+import SintraReplica
+
+/// One delivered round at a `kv` replica: the requests in order, what the replica did with each, and the
+/// digest of its state afterwards.
+public struct KeyValueRound: Sendable, Equatable {
+    public let round: UInt64
+    public let requests: [[UInt8]]
+    /// Aligned with `requests`.
+    public let replies: [KeyValueReply]
+    public let digest: [UInt8]
+}
+
+/// One replica of the `kv` simulation: atomic broadcast feeding a `RequestExecutor<KeyValueStore>`.
+///
+/// Honest clients are closed-loop: a client sends its next request once it has a result for the
+/// previous one. The simulation models that by having each replica the client talks to submit the
+/// client's next request when it has executed the previous one (a client that pipelined requests would
+/// see later ones executed first and the earlier ones rejected as stale).
+public struct KeyValueReplica: ProtocolInstance {
+    public typealias Message = AtomicBroadcast.Message
+    public typealias Output = KeyValueRound
+
+    public private(set) var broadcast: AtomicBroadcast.Instance
+    public private(set) var executor: RequestExecutor<KeyValueStore>
+    /// For each honest client that talks to this replica, its requests not submitted yet, in order.
+    private var scripts: [[UInt8]: [ClientRequest]]
+
+    init(broadcast: AtomicBroadcast.Instance, scripts: [[UInt8]: [ClientRequest]]) {
+        self.broadcast = broadcast
+        self.executor = RequestExecutor(machine: KeyValueStore())
+        self.scripts = scripts
+    }
+
+    public var path: InstancePath { broadcast.path }
+
+    public var isFinished: Bool { broadcast.isFinished && scripts.values.allSatisfy(\.isEmpty) }
+
+    /// Submits requests in order (the clients' first ones, and Byzantine clients' requests).
+    mutating func submit(_ requests: [[UInt8]]) -> Effects<Message, Output> {
+        var effects = Effects<Message, AtomicBroadcast.Batch>()
+        for request in requests { effects.append(broadcast.submit(request).1) }
+        return execute(effects)
+    }
+
+    public mutating func handle(_ message: Message, from sender: Int) -> Effects<Message, Output> {
+        execute(broadcast.handle(message, from: sender))
+    }
+
+    /// Executes every delivered batch in order, submitting each client's next request as its previous one
+    /// is executed (which may deliver more).
+    private mutating func execute(_ first: Effects<Message, AtomicBroadcast.Batch>) -> Effects<Message, Output> {
+        var result = Effects<Message, Output>()
+        var pending = [first]
+        while !pending.isEmpty {
+            let effects = pending.removeFirst()
+            result.messages += effects.messages
+            result.faults += effects.faults
+            for batch in effects.outputs {
+                var replies = [KeyValueReply]()
+                var next = [ClientRequest]()
+                for bytes in batch.requests {
+                    guard let request = try? ClientRequest(encoded: bytes) else {
+                        replies.append(.undecodable)
+                        continue
+                    }
+                    switch executor.execute(request) {
+                    case .executed(let reply):
+                        replies.append(.executed(reply.result))
+                        if let following = scripts[request.client]?.first, following.sequence == request.sequence + 1 {
+                            scripts[request.client]!.removeFirst()
+                            next.append(following)
+                        }
+                    case .duplicate(let reply):
+                        replies.append(.duplicate(reply.result))
+                    case .stale:
+                        replies.append(.stale)
+                    }
+                }
+                result.output(
+                    KeyValueRound(
+                        round: batch.round, requests: batch.requests, replies: replies,
+                        digest: executor.machine.digest))
+                for request in next { pending.append(broadcast.submit(request.encoded).1) }
+            }
+        }
+        return result
+    }
+}
+
+/// SintraKV replicated by atomic broadcast in the simulator (`KeyValueReplica` on every node).
+///
+/// Scenario: two honest closed-loop clients issue put, get, delete, compare-and-swap and scan requests on a
+/// few keys, to every replica or to t + 1 honest ones (one client sends its first request twice); a
+/// Byzantine client sends garbage operation bytes, the same (client, sequence) twice with different
+/// operations, and a stale sequence, and bytes that are no request at all, to every replica.
+///
+/// Checked: everything `abc` checks (batches agree round by round, so the state digests after each round
+/// agree too; total order; integrity; no loss), plus `KeyValueReference.check`: every honest replica's
+/// replies and state digest after every round equal a sequential reference execution of the common order,
+/// and every honest client accepts, with t + 1 equal replies (after forged replies of every Byzantine
+/// replica), exactly the reference's result for each of its requests.
+///
+/// Byzantine replicas: `AtomicBroadcastAttacks` and `honest`, as for `abc`; `forge-client` (not in the
+/// catalogue: requests carry no client authentication, see the test that shows it) puts a request of an
+/// honest client with a far-ahead sequence number into its queue.
+public struct KeyValueAdapter: SimulatedProtocol {
+    public typealias Instance = KeyValueReplica
+    public typealias ByzantineMemory = AtomicBroadcastAttacks.Memory
+
+    public struct Scenario: Sendable {
+        public struct Client: Sendable {
+            public let id: [UInt8]
+            public let targets: [Int]
+            /// Sequence numbers 1, 2, …
+            public let requests: [ClientRequest]
+        }
+
+        public struct Submission: Sendable {
+            public let bytes: [UInt8]
+            public let targets: [Int]
+        }
+
+        public let clients: [Client]
+        /// The Byzantine client's requests and bytes that are no request.
+        public let byzantineSubmissions: [Submission]
+        /// Requests Byzantine replicas make up for their queues.
+        public let invented: [[UInt8]]
+        /// What `forge-client` replicas order in an honest client's name.
+        public let forged: [UInt8]
+        /// What every Byzantine replica answers to every client.
+        public let forgedResult: [UInt8]
+        public let limits: AtomicBroadcast.Limits
+    }
+
+    /// Requests per honest client (nil: the seed draws 1–2).
+    public let requestsPerClient: Int?
+    /// The queue cap (nil: the seed draws 2–4).
+    public let batchCountMax: Int?
+
+    public init(requestsPerClient: Int? = nil, batchCountMax: Int? = nil) {
+        self.requestsPerClient = requestsPerClient
+        self.batchCountMax = batchCountMax
+    }
+
+    public var name: String { "kv" }
+
+    public var commandLineOptions: String {
+        (requestsPerClient.map { " --requests \($0)" } ?? "") + (batchCountMax.map { " --batch \($0)" } ?? "")
+    }
+
+    static let keys: [[UInt8]] = [[0x61], [0x62], [0x63]]
+
+    /// A random operation on the few keys.
+    static func operation(random: inout ProtocolRandom) -> KeyValueStore.Operation {
+        func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next() % 4) } }
+        let key = keys[Int(random.next() % UInt64(keys.count))]
+        switch random.next() % 10 {
+        case 0...2: return .put(key: key, value: bytes(1 + Int(random.next() % 2)))
+        case 3...4: return .get(key: key)
+        case 5: return .delete(key: key)
+        case 6...8:
+            let expected: [UInt8]? = random.next() % 3 == 0 ? nil : bytes(1)
+            return .compareAndSwap(key: key, expected: expected, new: bytes(1))
+        default: return .scan(from: keys[0], to: [0x64], limit: Int(random.next() % 4))
+        }
+    }
+
+    public func makeScenario(context: SimulationContext, random: inout ProtocolRandom) -> Scenario {
+        func identifier() -> [UInt8] { (0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
+        let members = Array(context.configuration.members)
+        let count = requestsPerClient ?? 1 + Int(random.next() % 2)
+        let clients = (0..<2).map { _ in
+            let id = identifier()
+            let targets = random.next() % 3 == 0 ? AtomicBroadcastAdapter.targets(context, random: &random) : members
+            let requests = (1...count).map {
+                ClientRequest(client: id, sequence: UInt64($0), operation: Self.operation(random: &random).encoded)
+            }
+            return Scenario.Client(id: id, targets: targets.count == 1 ? members : targets, requests: requests)
+        }
+        let byzantineClient = identifier()
+        func byzantineRequest(_ sequence: UInt64) -> [UInt8] {
+            ClientRequest(client: byzantineClient, sequence: sequence, operation: Self.operation(random: &random).encoded)
+                .encoded
+        }
+        // Garbage operation bytes; sequence 2 twice with different operations; sequence 1 again (stale once 2
+        // ran); bytes that are no request.
+        let byzantine: [[UInt8]] = [
+            ClientRequest(client: byzantineClient, sequence: 1, operation: [0x09, 0x01, 0x02]).encoded,
+            byzantineRequest(2), byzantineRequest(2), byzantineRequest(1), [0x00, 0x01, 0x02, 0x03],
+        ]
+        let picked = byzantine.filter { _ in random.next() % 2 == 0 }
+        let invented = [
+            identifier(), ClientRequest(client: identifier(), sequence: 7, operation: Self.keys[0]).encoded,
+        ]
+        let forgedOperation = KeyValueStore.Operation.put(key: Self.keys[0], value: [0xff]).encoded
+        let forged = ClientRequest(client: clients[0].id, sequence: 1000, operation: forgedOperation)
+        var limits = AtomicBroadcastAdapter.limits(batchCountMax: batchCountMax ?? 2 + Int(random.next() % 3))
+        limits.batchBytesMax = 128 * limits.batchCountMax
+        return Scenario(
+            clients: clients, byzantineSubmissions: picked.map { Scenario.Submission(bytes: $0, targets: members) },
+            invented: invented, forged: forged.encoded, forgedResult: KeyValueStore.Result.value([0xee]).encoded,
+            limits: limits)
+    }
+
+    public func makeInstance(
+        node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
+    ) -> Instance {
+        let broadcast = AtomicBroadcast.Instance(
+            configuration: context.configuration, keys: context.keys(of: node), path: context.path,
+            random: random.split(), limits: scenario.limits)
+        var scripts = [[UInt8]: [ClientRequest]]()
+        for client in scenario.clients where client.targets.contains(node) {
+            scripts[client.id] = Array(client.requests.dropFirst())
+        }
+        return KeyValueReplica(broadcast: broadcast, scripts: scripts)
+    }
+
+    public func start(_ instance: inout Instance, node: Int, scenario: Scenario, context: SimulationContext)
+        -> Effects<Instance.Message, Instance.Output>
+    {
+        var requests = [[UInt8]]()
+        for (index, client) in scenario.clients.enumerated() where client.targets.contains(node) {
+            requests.append(client.requests[0].encoded)
+            // A retransmission: the first client sends its first request twice.
+            if index == 0 { requests.append(client.requests[0].encoded) }
+        }
+        requests += scenario.byzantineSubmissions.filter { $0.targets.contains(node) }.map(\.bytes)
+        return instance.submit(requests)
+    }
+
+    public func guarantees(scenario: Scenario, context: SimulationContext) -> Guarantees<Instance.Output> {
+        let honest = Set(context.honest)
+        let quorum = context.configuration.weakQuorum
+        let clientRequests = scenario.clients.filter { $0.targets.filter(honest.contains).count >= quorum }
+            .flatMap { $0.requests.map(\.encoded) }
+        let required = clientRequests + scenario.byzantineSubmissions.map(\.bytes)
+        let allowed = Set(
+            scenario.clients.flatMap { $0.requests.map(\.encoded) } + scenario.byzantineSubmissions.map(\.bytes)
+                + scenario.invented + [scenario.forged])
+        var previous = [[UInt8]: [UInt8]]()
+        for client in scenario.clients {
+            for (earlier, later) in zip(client.requests, client.requests.dropFirst()) {
+                previous[later.encoded] = earlier.encoded
+            }
+        }
+        let byzantine = context.byzantine
+        let faulty = context.faulty
+        var guarantees = Guarantees<Instance.Output>(allMustOutput: false, totality: false)
+        guarantees.order = OrderGuarantees(
+            items: { $0.requests }, required: required,
+            rejectsItem: { allowed.contains($0) ? nil : "a request nobody submitted" },
+            trigger: { previous[$0] },
+            checkRun: { rounds in
+                KeyValueReference.check(
+                    rounds, honest: context.honest, byzantine: byzantine, faulty: faulty, clients: scenario.clients,
+                    forgedResult: scenario.forgedResult)
+            })
+        return guarantees
+    }
+
+    public func agreementKey(_ output: KeyValueRound) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(output.round)
+        for (request, reply) in zip(output.requests, output.replies) {
+            writer.writeVariable(request)
+            reply.encode(into: &writer)
+        }
+        writer.writeFixed(output.digest)
+        return writer.bytes
+    }
+
+    public func describe(_ output: KeyValueRound) -> String {
+        "round \(output.round): \(output.requests.count) requests, state \(Hex.encode(output.digest).prefix(12))"
+    }
+
+    public func describe(message: Instance.Message) -> String { AtomicBroadcastAdapter.describe(message) }
+
+    public func bufferedMessageCount(_ instance: Instance) -> Int { instance.broadcast.bufferedMessageCount }
+
+    public func bufferedMessageCountMax(context: SimulationContext) -> Int {
+        AtomicBroadcastAttacks.bufferedMessageCountMax(replicas: context.replicas, limits: AtomicBroadcast.Limits())
+    }
+
+    /// As for `abc`, with a round per request of the closed-loop clients and of the Byzantine client.
+    public func terminationStepsMax(context: SimulationContext) -> Int {
+        AtomicBroadcastAdapter(requestCount: 2 * (requestsPerClient ?? 2) + 5).terminationStepsMax(context: context)
+    }
+
+    // MARK: - Byzantine behaviours
+
+    public var specificBehaviours: [String] { AtomicBroadcastAttacks.behaviours + ["honest"] }
+
+    func attacks(_ view: ByzantineView<Scenario>) -> AtomicBroadcastAttacks {
+        AtomicBroadcastAttacks(
+            context: view.context, me: view.me, limits: view.scenario.limits, invented: view.scenario.invented)
+    }
+
+    public func makeByzantineMemory(view: ByzantineView<Scenario>) -> ByzantineMemory { ByzantineMemory() }
+
+    public func tamper(
+        _ message: Instance.Message, to recipient: Int, behaviour: String, view: ByzantineView<Scenario>,
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
+    ) -> [Instance.Message] {
+        let attacks = attacks(view)
+        if behaviour == "forge-client", case .queue(let round, let queue) = message, queue.member == view.me {
+            let kept = queue.requests.prefix(max(0, view.scenario.limits.batchCountMax - 1))
+            return [.queue(round: round, attacks.signed(kept + [view.scenario.forged], round: round))]
+        }
+        return attacks.tamper(message, to: recipient, behaviour: behaviour, memory: &memory, random: &random)
+    }
+
+    public func intercept(
+        _ message: Instance.Message, from sender: Int, behaviour: String, view: ByzantineView<Scenario>,
+        memory: inout ByzantineMemory, random: inout ProtocolRandom
+    ) -> [Outgoing<Instance.Message>] {
+        attacks(view).intercept(message, from: sender, behaviour: behaviour, memory: &memory)
+    }
+
+    public func flood(view: ByzantineView<Scenario>, count: Int, random: inout ProtocolRandom)
+        -> [Outgoing<Instance.Message>]
+    {
+        attacks(view).flood(count: count, random: &random)
+    }
+
+    public var hasSteering: Bool { true }
+
+    public func makeSteering(scenario: Scenario, context: SimulationContext) -> (any Steering<Instance.Message>)? {
+        RotatingStarvation(context: context)
+    }
+}
