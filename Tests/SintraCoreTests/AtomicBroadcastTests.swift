@@ -117,4 +117,30 @@ import Testing
         #expect((network.outputs[4] ?? []).map(\.requests) == (network.outputs[1] ?? []).map(\.requests))
         #expect(network.nodes[4]!.round == network.nodes[1]!.round)
     }
+
+    /// A round's vector (up to n queues) travels in one validated-agreement proposal, which a peer decodes
+    /// only up to the wire's payload limit. With 512 KiB queues and 1 MiB payloads, three full queues made
+    /// a vector no peer would accept: every proposal was "malformed" and nothing was ever delivered. Queues
+    /// are now capped so that n full ones fit `vectorBytesMax`.
+    @Test func fullQueuesStillFitOneProposal() throws {
+        var network = try Self.network(n: 4, t: 1, seed: 8)
+        var submitted = Set<[UInt8]>()
+        for me in 1...4 {
+            // 8 × 62,000 bytes: a queue of the 7 left after round 1 is 434,000 bytes, under 512 KiB.
+            for index in 0..<8 {
+                let request = [UInt8(me), UInt8(index)] + [UInt8](repeating: UInt8(index), count: 62_000)
+                submitted.insert(request)
+                let (result, effects) = network.nodes[me]!.submit(request)
+                #expect(result == .accepted)
+                network.absorb(effects, from: me)
+            }
+        }
+        network.run()
+        #expect(network.faults.count == 0, "\(network.faults.first.map(String.init(describing:)) ?? "")")
+        for node in 1...4 {
+            let delivered = Set((network.outputs[node] ?? []).flatMap(\.requests))
+            let complete = delivered == submitted
+            #expect(complete, "node \(node) delivered \(delivered.count) of \(submitted.count) requests")
+        }
+    }
 }

@@ -25,8 +25,24 @@ public enum AtomicBroadcast {
         public var futureRoundWindow: UInt64 = 4
         /// Rounds for which delivered request digests are remembered for deduplication.
         public var deliveredMemoryRounds: UInt64 = 64
+        /// Bytes of a round's vector. The vector is one validated-agreement proposal, which peers decode
+        /// only up to the wire's `payloadBytesMax` (1 MiB by default), so it must not exceed that.
+        public var vectorBytesMax = 1 << 20
 
         public init() {}
+
+        /// Bytes of requests per queue actually allowed: `batchBytesMax`, lowered so that a vector of n full
+        /// queues, with their framing (member, count, lengths, signature), stays within `vectorBytesMax`.
+        /// Without it, n − t queues of 512 KiB made a vector that no peer would decode.
+        public func queueBytesMax(replicas: Int) -> Int {
+            let framing = 2 + 4 + 4 * batchCountMax + 64
+            return max(0, min(batchBytesMax, (vectorBytesMax - 2) / max(replicas, 1) - framing))
+        }
+
+        /// The largest request a party accepts: it must fit a queue on its own.
+        public func submittableBytesMax(replicas: Int) -> Int {
+            min(requestBytesMax, queueBytesMax(replicas: replicas))
+        }
     }
 
     /// A party's signed queue for one round.
@@ -164,7 +180,7 @@ public enum AtomicBroadcast {
         _ queue: SignedQueue, round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
     ) -> Bool {
         guard configuration.isMember(queue.member), queue.requests.count <= limits.batchCountMax,
-            queue.requests.reduce(0, { $0 + $1.count }) <= limits.batchBytesMax,
+            queue.requests.reduce(0, { $0 + $1.count }) <= limits.queueBytesMax(replicas: configuration.replicas),
             queue.requests.allSatisfy({ $0.count <= limits.requestBytesMax })
         else { return false }
         let statement = queueStatement(path: path, round: round, requests: queue.requests)

@@ -77,7 +77,10 @@ extension AtomicBroadcast {
         /// Adds a client request to this party's queue.
         public mutating func submit(_ request: [UInt8]) -> (SubmitResult, Effects<Message, Output>) {
             var effects = Effects<Message, Output>()
-            guard request.count <= limits.requestBytesMax else { return (.tooLarge, effects) }
+            // A request that cannot fit a queue on its own would block the queue for ever.
+            guard request.count <= limits.submittableBytesMax(replicas: configuration.replicas) else {
+                return (.tooLarge, effects)
+            }
             let digest = AtomicBroadcast.digest(request)
             guard delivered[digest] == nil, !pendingDigests.contains(digest) else { return (.duplicate, effects) }
             guard pending.count < limits.pendingCountMax else { return (.queueFull, effects) }
@@ -221,8 +224,9 @@ extension AtomicBroadcast {
         private mutating func signedQueue() -> SignedQueue {
             var batch = [[UInt8]]()
             var bytes = 0
+            let queueBytesMax = limits.queueBytesMax(replicas: configuration.replicas)
             for (_, request) in pending {
-                guard batch.count < limits.batchCountMax, bytes + request.count <= limits.batchBytesMax else { break }
+                guard batch.count < limits.batchCountMax, bytes + request.count <= queueBytesMax else { break }
                 batch.append(request)
                 bytes += request.count
             }
