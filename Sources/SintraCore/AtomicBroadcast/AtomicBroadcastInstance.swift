@@ -114,7 +114,7 @@ extension AtomicBroadcast {
                 }
                 queues[queueRound, default: [:]][node] = queue
             case .agreement(let agreementRound, let inner):
-                // Agreements of the last `futureRoundWindow` rounds are still served; older ones are gone.
+                // Agreements of the last `futureRoundWindow` + 1 rounds are still served; older ones are gone.
                 guard agreementRound >= round || agreements[agreementRound] != nil else { return effects }
                 guard agreementRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
@@ -264,13 +264,15 @@ extension AtomicBroadcast {
             collectGarbage()
         }
 
-        /// Drops state of old rounds. The agreements of the last `futureRoundWindow` rounds are kept so that
-        /// slower parties can still finish them with our help: a party that many rounds behind drops none of
-        /// our messages, so it gets no catch-up, and it needs our c-ready signatures on its own commit before
-        /// it may release its coin share and vote. Parties further behind catch up instead.
+        /// Drops state of old rounds. The agreements of the last `futureRoundWindow` + 1 rounds are kept so
+        /// that slower parties can still finish them with our help: a party that many rounds behind drops none
+        /// of our messages (we may be idle in round r + 1 having sent nothing past round r, which is inside
+        /// the window of a party in round r − `futureRoundWindow`), so it gets no catch-up, and it needs our
+        /// c-ready signatures on its own commit before it may release its coin share and vote. Parties
+        /// further behind have dropped one of our messages and catch up instead.
         private mutating func collectGarbage() {
             queues = queues.filter { $0.key >= round }
-            agreements = agreements.filter { $0.key + limits.futureRoundWindow >= round }
+            agreements = agreements.filter { $0.key + limits.futureRoundWindow + 1 >= round }
             if round > limits.deliveredMemoryRounds {
                 let oldest = round - limits.deliveredMemoryRounds
                 delivered = delivered.filter { $0.value >= oldest }
