@@ -178,6 +178,11 @@ public struct QuorumCertificate: Sendable, Equatable {
 
     /// Checks the certificate for `statement`: every signer in range, no signer twice, sorted, every
     /// signature valid under the member's key, and at least `threshold` signers.
+    ///
+    /// The signatures are checked as one `SignatureBatch` (cofactored rule; about three times cheaper than
+    /// one by one for n − t signatures), and one by one only when the batch fails, to name the culprit.
+    /// Every signature the `Builder` accepts (cofactorless) is valid under the cofactored rule too, so a
+    /// certificate built here always verifies everywhere.
     public func verify(
         _ statement: SignedStatement, members: [MemberPublicKey], threshold: Int
     ) throws(QuorumCertificateError) {
@@ -195,10 +200,12 @@ public struct QuorumCertificate: Sendable, Equatable {
             throw .belowThreshold(signers: signatures.count, required: threshold)
         }
         let message = statement.signingBytes
+        var batch = SignatureBatch()
         for signature in signatures {
-            guard members[signature.member - 1].isValidSignature(signature.bytes, for: message) else {
-                throw .invalidSignature(member: signature.member)
-            }
+            batch.add(signature.bytes, message: message, key: members[signature.member - 1])
+        }
+        if let first = batch.invalidIndices().first {
+            throw .invalidSignature(member: signatures[first].member)
         }
     }
 
