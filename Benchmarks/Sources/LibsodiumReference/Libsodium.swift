@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The ristretto255 and SHA-512 functions of the system's libsodium, loaded at run time.
+/// The ristretto255, SHA-512 and Ed25519 verification functions of the system's libsodium, loaded at run time.
 ///
 /// No libsodium headers are installed on the build machines, so the library is opened with `dlopen` and each
 /// symbol is cast to its C signature. Only the reference benchmarks and the differential check use this; the
@@ -64,6 +64,8 @@ public final class Libsodium: Sendable {
     public let scalarNegate: ScalarUnaryFunction
     /// crypto_core_ristretto255_scalar_invert(r, s): −1 for s = 0.
     public let scalarInvert: UnaryFunction
+    /// crypto_sign_verify_detached(signature, message, length, public key): 0 for a valid Ed25519 signature.
+    public let signVerifyDetached: @convention(c) (UnsafePointer<UInt8>, UnsafePointer<UInt8>, UInt64, UnsafePointer<UInt8>) -> Int32
     /// crypto_hash_sha512(out, in, length).
     public let sha512: @convention(c) (UnsafeMutablePointer<UInt8>, UnsafePointer<UInt8>, UInt64) -> Int32
 
@@ -124,6 +126,9 @@ public final class Libsodium: Sendable {
         scalarMultiplyScalars = try symbol("crypto_core_ristretto255_scalar_mul", as: ScalarBinaryFunction.self)
         scalarNegate = try symbol("crypto_core_ristretto255_scalar_negate", as: ScalarUnaryFunction.self)
         scalarInvert = try symbol("crypto_core_ristretto255_scalar_invert", as: UnaryFunction.self)
+        signVerifyDetached = try symbol(
+            "crypto_sign_verify_detached",
+            as: (@convention(c) (UnsafePointer<UInt8>, UnsafePointer<UInt8>, UInt64, UnsafePointer<UInt8>) -> Int32).self)
         sha512 = try symbol(
             "crypto_hash_sha512",
             as: (@convention(c) (UnsafeMutablePointer<UInt8>, UnsafePointer<UInt8>, UInt64) -> Int32).self)

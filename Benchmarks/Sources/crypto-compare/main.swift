@@ -51,6 +51,7 @@ do {
 
 let fixture = Fixture(sodium: sodium)
 var comparisons = groupComparisons(fixture) + scalarComparisons(fixture) + thresholdComparisons(fixture)
+    + signatureComparisons(fixture)
 if let filter {
     comparisons = comparisons.filter { $0.name.contains(filter) }
 }
