@@ -15,45 +15,41 @@ func signatureComparisons(_ fixture: Fixture) -> [Comparison] {
     let messages = statements.map(\.signingBytes)
     let signatures = (0..<64).map { signers[$0].sign(statements[$0]) }
 
-    /// libsodium verifying signatures first..<first + count one by one.
-    func sodiumVerify(_ first: Int, _ count: Int) {
-        for index in first..<(first + count) {
-            let result = signatures[index].withUnsafeBufferPointer { signature in
-                messages[index].withUnsafeBufferPointer { message in
-                    keys[index].bytes.withUnsafeBufferPointer { key in
-                        sodium.signVerifyDetached(
-                            signature.baseAddress!, message.baseAddress!, UInt64(message.count), key.baseAddress!)
-                    }
+    /// libsodium verifying one signature.
+    func sodiumVerifyOne(_ signature: [UInt8], _ message: [UInt8], _ key: MemberPublicKey) {
+        let result = signature.withUnsafeBufferPointer { signature in
+            message.withUnsafeBufferPointer { message in
+                key.bytes.withUnsafeBufferPointer { key in
+                    sodium.signVerifyDetached(
+                        signature.baseAddress!, message.baseAddress!, UInt64(message.count), key.baseAddress!)
                 }
             }
-            consume(UInt8(truncatingIfNeeded: result))
         }
+        consume(UInt8(truncatingIfNeeded: result))
+    }
+    /// libsodium verifying the fixture's signatures first..<first + count one by one.
+    func sodiumVerify(_ first: Int, _ count: Int) {
+        for index in first..<(first + count) { sodiumVerifyOne(signatures[index], messages[index], keys[index]) }
     }
 
-    var rows = [
-        Comparison(
-            name: "Ed25519: verify (strict, cofactorless)",
-            sintra: { iterations in
-                for index in 0..<iterations {
-                    let slot = index & 63
-                    consume(keys[slot].isValidSignature(signatures[slot], for: messages[slot]) ? 1 : 0)
-                }
-            },
-            libsodium: { iterations in
-                for index in 0..<iterations { sodiumVerify(index & 63, 1) }
-            }),
-        Comparison(
-            name: "Ed25519: verify (cofactored)",
-            sintra: { iterations in
-                for index in 0..<iterations {
-                    let slot = index & 63
-                    consume(keys[slot].isValidSignatureCofactored(signatures[slot], for: messages[slot]) ? 1 : 0)
-                }
-            },
-            libsodium: { iterations in
-                for index in 0..<iterations { sodiumVerify(index & 63, 1) }
-            }),
+    typealias Verifier = (MemberPublicKey, [UInt8], [UInt8]) -> Bool
+    let singles: [(String, Verifier)] = [
+        ("strict, cofactorless", { key, signature, message in key.isValidSignature(signature, for: message) }),
+        ("cofactored", { key, signature, message in key.isValidSignatureCofactored(signature, for: message) }),
     ]
+    var rows = singles.map { rule, verifier in
+        Comparison(
+            name: "Ed25519: verify (\(rule))",
+            sintra: { iterations in
+                for index in 0..<iterations {
+                    let slot = index & 63
+                    consume(verifier(keys[slot], signatures[slot], messages[slot]) ? 1 : 0)
+                }
+            },
+            libsodium: { iterations in
+                for index in 0..<iterations { sodiumVerify(index & 63, 1) }
+            })
+    }
     for size in [4, 16, 64] {
         rows.append(
             Comparison(
@@ -89,16 +85,7 @@ func signatureComparisons(_ fixture: Fixture) -> [Comparison] {
                 libsodium: { iterations in
                     for _ in 0..<iterations {
                         for index in 0..<signersNeeded {
-                            let result = certificateSignatures[index].withUnsafeBufferPointer { signature in
-                                message.withUnsafeBufferPointer { bytes in
-                                    members[index].bytes.withUnsafeBufferPointer { key in
-                                        sodium.signVerifyDetached(
-                                            signature.baseAddress!, bytes.baseAddress!, UInt64(bytes.count),
-                                            key.baseAddress!)
-                                    }
-                                }
-                            }
-                            consume(UInt8(truncatingIfNeeded: result))
+                            sodiumVerifyOne(certificateSignatures[index], message, members[index])
                         }
                     }
                 }))
