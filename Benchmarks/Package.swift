@@ -37,6 +37,7 @@ let package = Package(
             dependencies: [
                 .product(name: "SintraCore", package: "Sintra"),
                 .product(name: "SintraCrypto", package: "Sintra"),
+                .product(name: "SintraReplica", package: "Sintra"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/ProtocolBenchmarks",

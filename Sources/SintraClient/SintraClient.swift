@@ -51,27 +51,44 @@ public actor SintraClient {
     public let endpoints: [Endpoint]
     public let faulty: Int
     public let timeoutSeconds: Double
+    /// The cluster the requests are signed for.
+    public let clusterIdentifier: [UInt8]
+    /// The key requests are signed with.
+    public let key: ClientKey
+    /// The identifier derived from `key`'s public key, which replies carry.
     public let client: [UInt8]
-    private var sequence: UInt64 = 0
+    /// The last sequence number used. It starts at the wall clock in microseconds, so a client that reuses
+    /// its key (`sintra client --key`) in a later run continues above the sequence numbers it used before
+    /// (replicas treat a request at or below a client's last executed sequence as a repeat).
+    private var sequence = UInt64(Date().timeIntervalSince1970 * 1_000_000)
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let sslContext: NIOSSLContext
     private var channels: [Int: Channel] = [:]
     private var waiting: (collector: ReplyCollector, continuation: CheckedContinuation<[UInt8], Error>)?
 
-    /// A client of the cluster in `configuration` (cluster.json), dialing each member's client port.
-    public init(configuration: ClusterConfiguration, timeoutSeconds: Double = 5) throws {
+    /// A client of the cluster in `configuration` (cluster.json), dialing each member's client port and
+    /// signing with `key` (by default a fresh key, so a fresh client identity, per client).
+    public init(configuration: ClusterConfiguration, key: ClientKey = .generate(), timeoutSeconds: Double = 5)
+        throws
+    {
         try self.init(
             endpoints: configuration.members.map {
                 Endpoint(member: $0.index, host: $0.host, port: ClientPorts.port(of: $0), identityKey: $0.identityKey)
             },
-            faulty: configuration.faulty, timeoutSeconds: timeoutSeconds)
+            faulty: configuration.faulty, clusterIdentifier: configuration.clusterIdentifier, key: key,
+            timeoutSeconds: timeoutSeconds)
     }
 
-    public init(endpoints: [Endpoint], faulty: Int, timeoutSeconds: Double = 5) throws {
+    public init(
+        endpoints: [Endpoint], faulty: Int, clusterIdentifier: [UInt8], key: ClientKey = .generate(),
+        timeoutSeconds: Double = 5
+    ) throws {
         self.endpoints = endpoints
         self.faulty = faulty
+        self.clusterIdentifier = clusterIdentifier
+        self.key = key
         self.timeoutSeconds = timeoutSeconds
-        self.client = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        self.client = key.client
         self.sslContext = try ClientPorts.clientContext()
     }
 
@@ -89,13 +106,14 @@ public actor SintraClient {
     public func execute(operation: [UInt8]) async throws -> [UInt8] {
         guard waiting == nil else { throw Failure.busy }
         sequence += 1
-        let request = ClientRequest(client: client, sequence: sequence, operation: operation)
+        let request = key.request(clusterIdentifier: clusterIdentifier, sequence: sequence, operation: operation)
         await connectMissing()
         let current = sequence
         return try await withCheckedThrowingContinuation { continuation in
             waiting = (ReplyCollector(faulty: faulty, sequence: current), continuation)
             for channel in channels.values {
-                channel.writeAndFlush(ClientRecordDecoder.record(request.encoded, allocator: channel.allocator), promise: nil)
+                let record = ClientRecord.request(request).encoded
+                channel.writeAndFlush(ClientRecordDecoder.record(record, allocator: channel.allocator), promise: nil)
             }
             Task { [timeoutSeconds] in
                 try? await Task.sleep(for: .seconds(timeoutSeconds))
@@ -119,7 +137,9 @@ public actor SintraClient {
     }
 
     fileprivate func received(_ bytes: [UInt8], from member: Int) {
-        guard let reply = try? ClientReply(encoded: bytes), reply.client == client, var current = waiting else { return }
+        guard case .reply(let reply)? = try? ReplicaRecord(encoded: bytes), reply.client == client,
+            var current = waiting
+        else { return }
         let accepted = current.collector.add(reply, from: member)
         if let accepted {
             waiting = nil

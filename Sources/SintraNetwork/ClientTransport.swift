@@ -6,14 +6,16 @@ import SintraCrypto
 ///
 /// A replica listens for clients on its member port plus `offset` (member 1 on 7001 serves clients on 8001).
 /// Clients speak TLS 1.3: the replica presents its identity certificate and the client pins the replica's
-/// Ed25519 key from cluster.json; clients present no certificate (requests carry no client authentication
-/// yet). On the connection, each direction is a sequence of records: a 4-byte big-endian length, then that
-/// many bytes (a `ClientRequest` encoding towards the replica, a `ClientReply` encoding back).
+/// Ed25519 key from cluster.json; clients present no certificate (each request carries the client's own
+/// Ed25519 signature instead, see `ClientRequest`). On the connection, each direction is a sequence of
+/// records: a 4-byte big-endian length, then that many bytes (a `ClientRecord` encoding towards the replica,
+/// a `ReplicaRecord` encoding back).
 public enum ClientPorts {
     /// Added to a member's port to get its client port.
     public static let offset = 1000
-    /// The largest record either side accepts: a request with the largest operation, and its header.
-    public static let recordBytesMax = (1 << 20) + 64
+    /// The largest record either side accepts: a request with the largest operation, and its tag, key,
+    /// sequence, length and signature.
+    public static let recordBytesMax = (1 << 20) + 256
 
     /// The client port of `member`.
     public static func port(of member: ClusterMember) -> Int { member.port + offset }

@@ -17,37 +17,55 @@ public protocol StateMachine: Sendable {
     var digest: [UInt8] { get }
 }
 
-/// A client's request as ordered by atomic broadcast: who sent it, its per-client sequence number, and the
-/// application operation.
+/// A client's request as ordered by atomic broadcast: the client's public key, its per-client sequence
+/// number, the application operation, and the client's Ed25519 signature over them and the cluster
+/// (`ClientKey.request`, `ClientRequest.verify`).
+///
+/// The client identifier is not sent: it is derived from the public key, so nobody can send requests in
+/// another client's name without its secret key.
 public struct ClientRequest: Sendable, Hashable {
     public static let operationBytesMax = 1 << 20
+    public static let publicKeyBytes = 32
+    public static let signatureBytes = 64
 
-    /// 16 random bytes chosen by the client.
+    /// The client's Ed25519 public key (32 bytes).
+    public let publicKey: [UInt8]
+    /// The 16-byte identifier derived from `publicKey` (`clientIdentifier(of:)`).
     public let client: [UInt8]
     /// Increases by one per request of this client; replicas execute each (client, sequence) once.
     public let sequence: UInt64
     public let operation: [UInt8]
+    /// Ed25519 over `statement(clusterIdentifier:publicKey:sequence:operation:)` (64 bytes); not checked here.
+    public let signature: [UInt8]
 
-    public init(client: [UInt8], sequence: UInt64, operation: [UInt8]) {
-        precondition(client.count == 16, "client identifiers are 16 bytes")
-        self.client = client
+    /// A request with the given fields, signed or not: `verify` tells.
+    public init(publicKey: [UInt8], sequence: UInt64, operation: [UInt8], signature: [UInt8]) {
+        precondition(publicKey.count == ClientRequest.publicKeyBytes, "client public keys are 32 bytes")
+        precondition(signature.count == ClientRequest.signatureBytes, "client signatures are 64 bytes")
+        self.publicKey = publicKey
+        self.client = ClientRequest.clientIdentifier(of: publicKey)
         self.sequence = sequence
         self.operation = operation
+        self.signature = signature
     }
 
+    /// Public key, sequence, length-prefixed operation, signature.
     public var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: operation.count + 32)
-        writer.writeFixed(client)
+        var writer = ByteWriter(capacity: operation.count + 112)
+        writer.writeFixed(publicKey)
         writer.write(sequence)
         writer.writeVariable(operation)
+        writer.writeFixed(signature)
         return writer.bytes
     }
 
     public init(encoded bytes: some Sequence<UInt8>) throws(DecodingError) {
         var reader = ByteReader(bytes, context: "client request")
-        client = try reader.readFixed(16)
+        publicKey = try reader.readFixed(ClientRequest.publicKeyBytes)
+        client = ClientRequest.clientIdentifier(of: publicKey)
         sequence = try reader.readUInt64()
         operation = try reader.readVariable(maximum: ClientRequest.operationBytesMax)
+        signature = try reader.readFixed(ClientRequest.signatureBytes)
         try reader.finish()
     }
 }

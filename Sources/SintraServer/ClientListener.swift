@@ -8,11 +8,14 @@ import SintraNetwork
 import SintraReplica
 
 /// A replica's listener for clients (`ClientPorts`): TLS with the replica's identity certificate,
-/// length-prefixed `ClientRequest` records in, `ClientReply` records out.
+/// length-prefixed `ClientRecord`s in (signed requests, status queries), `ReplicaRecord`s out.
 ///
-/// A request is submitted to the replica's atomic broadcast queue; its reply goes back on the connection
-/// that last sent a request of that client. A connection that sends a record that does not decode, or has
-/// more than `requestsInFlightMax` requests unanswered, is closed and counted.
+/// A request is submitted to the replica's atomic broadcast queue once its signature verified
+/// (`ReplicaNode.submit`); its reply goes back on the connection that last sent an authentic request of
+/// that client (so a forged request cannot divert another client's replies). A status query is answered
+/// at once with the node's `ReplicaStatus` (unauthenticated, read-only: `sintra status`). A connection
+/// that sends a record that does not decode, or has more than `requestsInFlightMax` requests and queries
+/// unanswered, is closed and counted.
 public final class ClientListener: Sendable {
     /// Limits of the listener.
     public struct Options: Sendable {
@@ -36,7 +39,13 @@ public final class ClientListener: Sendable {
         /// Connections closed for too many unanswered requests, or refused for too many connections.
         public var overloaded = 0
         public var requests = 0
+        /// Requests refused by the replica (bad signature) or its full queue: no reply will come.
+        public var refused = 0
         public var replies = 0
+        /// Status queries answered.
+        public var statusQueries = 0
+        /// Client connections open now.
+        public var openConnections = 0
         public init() {}
     }
 
@@ -60,7 +69,13 @@ public final class ClientListener: Sendable {
         self.sslContext = try ClientPorts.serverContext(credentials: node.network.credentials)
     }
 
-    public var statistics: Statistics { state.withLockedValue { $0.statistics } }
+    public var statistics: Statistics {
+        state.withLockedValue { state in
+            var statistics = state.statistics
+            statistics.openConnections = state.connections
+            return statistics
+        }
+    }
 
     /// The bound port, once started.
     public var port: Int? { server.withLockedValue { $0?.localAddress?.port } }
@@ -111,9 +126,15 @@ public final class ClientListener: Sendable {
         }
     }
 
-    /// A request record arrived on `route`; returns false if the connection must close.
+    /// A record arrived on `route`; returns false if the connection must close.
     func received(_ bytes: [UInt8], on route: ConnectionRoute) -> Bool {
-        guard let request = try? ClientRequest(encoded: bytes) else {
+        let request: ClientRequest
+        switch try? ClientRecord(encoded: bytes) {
+        case .request(let decoded)?:
+            request = decoded
+        case .statusQuery?:
+            return answerStatusQuery(on: route)
+        case nil:
             state.withLockedValue { $0.statistics.malformedRecords += 1 }
             return false
         }
@@ -122,13 +143,9 @@ public final class ClientListener: Sendable {
                 state.statistics.overloaded += 1
                 return false
             }
-            if state.routes[request.client] !== route {
-                guard state.routes.count < options.clientsMax || state.routes[request.client] != nil else {
-                    state.statistics.overloaded += 1
-                    return false
-                }
-                state.routes[request.client] = route
-                route.clients.withLockedValue { $0.append(request.client) }
+            guard state.routes.count < options.clientsMax || state.routes[request.client] != nil else {
+                state.statistics.overloaded += 1
+                return false
             }
             state.statistics.requests += 1
             return true
@@ -136,8 +153,52 @@ public final class ClientListener: Sendable {
         guard accepted else { return false }
         route.inFlight.withLockedValue { $0 += 1 }
         let node = self.node
-        Task { await node.submit(request) }
+        Task {
+            let result = await node.submit(request) { self.setRoute(of: request.client, to: route) }
+            switch result {
+            case .success(.accepted), .success(.duplicate):
+                break
+            case .success(.queueFull), .success(.tooLarge), .failure:
+                // No reply will come for this request: it must not count against the connection.
+                route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
+                self.state.withLockedValue { $0.statistics.refused += 1 }
+            }
+        }
         return true
+    }
+
+    private func answerStatusQuery(on route: ConnectionRoute) -> Bool {
+        let admitted = route.inFlight.withLockedValue { inFlight in
+            guard inFlight < options.requestsInFlightMax else { return false }
+            inFlight += 1
+            return true
+        }
+        guard admitted else {
+            state.withLockedValue { $0.statistics.overloaded += 1 }
+            return false
+        }
+        state.withLockedValue { $0.statistics.statusQueries += 1 }
+        let node = self.node
+        Task {
+            let status = await node.status
+            route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
+            let channel = route.channel
+            channel.writeAndFlush(
+                ClientRecordDecoder.record(ReplicaRecord.status(status).encoded, allocator: channel.allocator),
+                promise: nil)
+        }
+        return true
+    }
+
+    /// Routes `client`'s replies to `route` (the connection of its latest authentic request).
+    private func setRoute(of client: [UInt8], to route: ConnectionRoute) {
+        guard route.channel.isActive else { return }
+        state.withLockedValue { state in
+            guard state.routes[client] !== route else { return }
+            guard state.routes.count < options.clientsMax || state.routes[client] != nil else { return }
+            state.routes[client] = route
+            route.clients.withLockedValue { $0.append(client) }
+        }
     }
 
     private func route(_ reply: ClientReply) {
@@ -148,7 +209,7 @@ public final class ClientListener: Sendable {
         }) else { return }
         route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
         let channel = route.channel
-        let record = ClientRecordDecoder.record(reply.encoded, allocator: channel.allocator)
+        let record = ClientRecordDecoder.record(ReplicaRecord.reply(reply).encoded, allocator: channel.allocator)
         channel.writeAndFlush(record, promise: nil)
     }
 }

@@ -14,8 +14,11 @@ import SintraReplica
 /// - frames from the network (path `abc`, body an `AtomicBroadcast.Message`) into `handle` calls; frames of
 ///   another path or bodies that do not decode are counted and dropped, never trusted;
 /// - effects into frames: `.all` is a broadcast (the local replica included), `.node(i)` a send;
+/// - client requests into submissions, after verifying their signatures off the actor (`submit`);
 /// - every delivered `Batch` into executions, request by request in batch order. A request that does not
-///   decode as a `ClientRequest` is skipped, which every honest replica does alike, so states stay equal.
+///   decode as a `ClientRequest`, or whose signature does not verify, is skipped, which every honest
+///   replica does alike, so states stay equal. A Byzantine replica can order anything from its own queue,
+///   so requests this node did not verify at submission are verified here (`RequestAuthenticator`).
 ///
 /// Replies go to `replyHandler`, called on this actor in execution order.
 ///
@@ -40,8 +43,16 @@ public actor ReplicaNode {
         public var malformedFrames = 0
         /// Faults the protocol reported about peers.
         public var faults = 0
+        /// The same, by `Fault.Kind` raw value.
+        public var faultsByKind: [String: Int] = [:]
         /// Ordered requests that did not decode as `ClientRequest` (skipped).
         public var malformedRequests = 0
+        /// Ordered requests with an invalid public key or signature (skipped).
+        public var unauthenticRequests = 0
+        /// Client requests refused at submission, by reason.
+        public var refusedRequests: [ClientRequestError: Int] = [:]
+        /// Signature verifications at execution (requests not verified at submission).
+        public var executionVerifications = 0
         /// Batches delivered.
         public var batches = 0
         /// Frames the network refused because a peer's send queue was full.
@@ -54,6 +65,7 @@ public actor ReplicaNode {
     public let network: ReplicaNetwork
     private var instance: AtomicBroadcast.Instance
     private var executor = RequestExecutor(machine: KeyValueStore())
+    private var authenticator: RequestAuthenticator
     private let wireLimits: WireLimits
     private let logger: Logger
     private var receiving: Task<Void, Never>?
@@ -69,6 +81,7 @@ public actor ReplicaNode {
         let keys = try LocalKeys(secrets: secrets)
         self.member = secrets.index
         self.configuration = configuration
+        self.authenticator = RequestAuthenticator(clusterIdentifier: configuration.clusterIdentifier)
         self.network = try ReplicaNetwork(configuration: cluster, identity: keys.identity, options: options.network)
         self.instance = AtomicBroadcast.Instance(
             configuration: configuration, keys: keys, path: ReplicaNode.path, random: .system(),
@@ -104,10 +117,32 @@ public actor ReplicaNode {
         receiving = nil
     }
 
-    /// Submits a client request to this replica's queue for ordering.
+    /// Verifies a client request's signature (off the actor, so verifications of concurrent requests run in
+    /// parallel) and submits it to this replica's queue for ordering; refusals are counted by reason.
+    /// `verified` runs once the signature verified, before the request is queued (the client listener
+    /// routes the client's replies to the connection then, so a forged request cannot divert them).
     @discardableResult
-    public func submit(_ request: ClientRequest) -> AtomicBroadcast.Instance.SubmitResult {
-        let (result, effects) = instance.submit(request.encoded)
+    public nonisolated func submit(_ request: ClientRequest, verified: (@Sendable () -> Void)? = nil) async
+        -> Result<AtomicBroadcast.Instance.SubmitResult, ClientRequestError>
+    {
+        do {
+            try request.verify(clusterIdentifier: configuration.clusterIdentifier)
+        } catch {
+            await refuse(error)
+            return .failure(error)
+        }
+        verified?()
+        return .success(await submitVerified(request.encoded))
+    }
+
+    private func refuse(_ error: ClientRequestError) {
+        statistics.refusedRequests[error, default: 0] += 1
+        logger.debug("refused client request", metadata: ["reason": "\(error.reason)"])
+    }
+
+    private func submitVerified(_ bytes: [UInt8]) -> AtomicBroadcast.Instance.SubmitResult {
+        authenticator.remember(verified: bytes)
+        let (result, effects) = instance.submit(bytes)
         perform(effects)
         return result
     }
@@ -118,6 +153,12 @@ public actor ReplicaNode {
     public var stateDigest: [UInt8] { executor.machine.digest }
     /// The atomic broadcast round being decided.
     public var round: UInt64 { instance.round }
+    /// What a status query returns.
+    public var status: ReplicaStatus {
+        ReplicaStatus(
+            member: member, round: instance.round, executedCount: executor.executedCount,
+            batchCount: UInt64(statistics.batches), stateDigest: executor.machine.digest)
+    }
 
     private func receive(_ received: ReceivedFrame) {
         guard received.frame.path == ReplicaNode.path,
@@ -145,6 +186,7 @@ public actor ReplicaNode {
         }
         for fault in effects.faults {
             statistics.faults += 1
+            statistics.faultsByKind[fault.kind.rawValue, default: 0] += 1
             logger.warning("peer fault", metadata: ["fault": "\(fault)"])
         }
         for batch in effects.outputs {
@@ -155,8 +197,18 @@ public actor ReplicaNode {
     private func execute(_ batch: AtomicBroadcast.Batch) {
         statistics.batches += 1
         for bytes in batch.requests {
-            guard let request = try? ClientRequest(encoded: bytes) else {
+            let before = authenticator.verifications
+            let authenticated = authenticator.authenticate(bytes)
+            statistics.executionVerifications += Int(authenticator.verifications - before)
+            let request: ClientRequest
+            switch authenticated {
+            case .success(let authentic):
+                request = authentic
+            case .failure(.malformed):
                 statistics.malformedRequests += 1
+                continue
+            case .failure:
+                statistics.unauthenticRequests += 1
                 continue
             }
             var chain = executionChain

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SintraClient
+import SintraCrypto
 import SintraReplica
 
 /// `sintra client`: one SintraKV operation against a cluster, printed once t + 1 replicas agree.
@@ -15,6 +16,11 @@ struct ClientCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Path of cluster.json.")
     var config: String
+
+    @Option(
+        name: .long,
+        help: "Client key file: loaded if it exists, else created with mode 0600. Default: a fresh key per run.")
+    var key: String?
 
     @Option(name: .long, help: "Seconds to wait for t + 1 matching replies.")
     var timeout: Double = 5
@@ -44,7 +50,8 @@ struct ClientCommand: AsyncParsableCommand {
 
     func run() async throws {
         let cluster = try KeyFolder.loadCluster(config)
-        let client = try SintraClient(configuration: cluster, timeoutSeconds: timeout)
+        let clientKey = try key.map(Self.loadOrCreateKey) ?? ClientKey.generate()
+        let client = try SintraClient(configuration: cluster, key: clientKey, timeoutSeconds: timeout)
         do {
             let result = try await client.execute(try parseOperation())
             await client.close()
@@ -53,6 +60,34 @@ struct ClientCommand: AsyncParsableCommand {
             await client.close()
             throw ClientFailure(description: "\(failure)")
         }
+    }
+
+    static let keyFileHeader = "sintra-client-key-v1"
+
+    /// Loads the client key at `path`, or creates one there (mode 0600) if there is no file.
+    ///
+    /// The key is the client's identity: replicas derive the client identifier from its public key and
+    /// deduplicate requests by it, so reusing a key file across runs keeps one identity (sequence numbers
+    /// then continue from the replicas' view, see `SintraClient`).
+    static func loadOrCreateKey(_ path: String) throws -> ClientKey {
+        if let data = FileManager.default.contents(atPath: path) {
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                throw ClientFailure(
+                    description: "\(path) is readable by others (mode \(String(mode, radix: 8))); chmod 600 it")
+            }
+            let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            guard lines.count == 2, lines[0] == keyFileHeader,
+                let seed = try? Hex.decode(String(lines[1]), context: "client key"), seed.count == 32
+            else {
+                throw ClientFailure(description: "\(path) is not a sintra client key file")
+            }
+            return try ClientKey(seed: seed)
+        }
+        let key = ClientKey.generate()
+        let text = keyFileHeader + "\n" + Hex.encode(key.seed) + "\n"
+        try KeyFolder.writeFile(Data(text.utf8), to: path, mode: 0o600)
+        return key
     }
 
     static func describe(_ result: KeyValueStore.Result) -> String {

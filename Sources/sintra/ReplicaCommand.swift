@@ -21,6 +21,12 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Path of this replica's replica-I.secret.")
     var secret: String
 
+    @Option(name: .long, help: "Serve Prometheus metrics over plain HTTP on this port (GET /metrics); 0: any port.")
+    var metricsPort: Int?
+
+    @Option(name: .long, help: "Address the metrics endpoint binds to.")
+    var metricsHost: String = "127.0.0.1"
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -48,10 +54,18 @@ struct ReplicaCommand: AsyncParsableCommand {
         let member = cluster.members[id - 1]
         try await node.start()
         try await listener.start(host: member.host, memberPort: member.port)
+        var endpoint: MetricsEndpoint?
+        if let metricsPort {
+            let metrics = ReplicaMetrics(node: node, listener: listener)
+            let started = MetricsEndpoint(metrics: metrics, logger: logger)
+            try await started.start(host: metricsHost, port: metricsPort)
+            endpoint = started
+        }
         logger.info("replica running", metadata: ["n": "\(cluster.replicas)", "t": "\(cluster.faulty)"])
 
         let signal = await Self.waitForTerminationSignal()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        await endpoint?.shutdown()
         await listener.shutdown()
         let executed = await node.executedCount
         await node.shutdown()

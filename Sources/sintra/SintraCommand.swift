@@ -8,7 +8,7 @@ struct SintraCommand: AsyncParsableCommand {
         abstract: "Intrusion-tolerant replication: n replicas, up to t < n/3 of them Byzantine, no timing assumptions.",
         subcommands: [
             KeygenCommand.self, ReplicaCommand.self, ClientCommand.self, DemoCommand.self, CryptoDemoCommand.self,
-            CheckKeysCommand.self,
+            CheckKeysCommand.self, StatusCommand.self,
             SimCommand.self,
         ]
     )

@@ -1,3 +1,4 @@
+import Foundation
 import SintraReplica
 import Testing
 
@@ -23,5 +24,23 @@ import Testing
         for words in [["put", "k"], ["get"], ["cas", "k", "v"], ["rename", "a", "b"], []] {
             #expect(throws: (any Error).self) { try ClientCommand.parse(["--config", "c.json"] + words) }
         }
+    }
+
+    /// `--key FILE` creates a 0600 key file once and loads the same key (the same client identity) after.
+    @Test func aKeyFileIsCreatedPrivateAndLoadedAgain() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sintra-key-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/client.key"
+        let created = try ClientCommand.loadOrCreateKey(path)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try ClientCommand.loadOrCreateKey(path).publicKey == created.publicKey)
+        #expect(try ClientCommand.loadOrCreateKey(folder + "/other.key").publicKey != created.publicKey)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(throws: (any Error).self) { try ClientCommand.loadOrCreateKey(path) }
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: folder + "/bad.key"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: folder + "/bad.key")
+        #expect(throws: (any Error).self) { try ClientCommand.loadOrCreateKey(folder + "/bad.key") }
     }
 }

@@ -62,14 +62,21 @@ import Testing
 
     @Test func executorRunsEachRequestOnce() throws {
         var executor = RequestExecutor(machine: KeyValueStore())
-        let client = [UInt8](repeating: 7, count: 16)
-        let put = ClientRequest(client: client, sequence: 1, operation: KeyValueStore.Operation.put(key: [1], value: [1]).encoded)
+        let key = try ClientKey(seed: [UInt8](repeating: 7, count: 32))
+        let client = key.client
+        let cluster = [UInt8](repeating: 1, count: 16)
+        let put = key.request(
+            clusterIdentifier: cluster, sequence: 1, operation: KeyValueStore.Operation.put(key: [1], value: [1]).encoded)
         guard case .executed = executor.execute(put) else { Issue.record("first execution"); return }
-        #expect(executor.execute(put) == .duplicate(ClientReply(client: client, sequence: 1, result: KeyValueStore.Result.ok.encoded)))
-        let cas = ClientRequest(
-            client: client, sequence: 2,
+        #expect(
+            executor.execute(put)
+                == .duplicate(ClientReply(client: client, sequence: 1, result: KeyValueStore.Result.ok.encoded)))
+        let cas = key.request(
+            clusterIdentifier: cluster, sequence: 2,
             operation: KeyValueStore.Operation.compareAndSwap(key: [1], expected: [1], new: [2]).encoded)
-        #expect(executor.execute(cas) == .executed(ClientReply(client: client, sequence: 2, result: KeyValueStore.Result.ok.encoded)))
+        #expect(
+            executor.execute(cas)
+                == .executed(ClientReply(client: client, sequence: 2, result: KeyValueStore.Result.ok.encoded)))
         #expect(executor.execute(put) == .stale)
         #expect(executor.executedCount == 2)
         #expect(try ClientRequest(encoded: cas.encoded) == cas)

@@ -36,6 +36,13 @@ import Testing
             self.endpoints = endpoints
         }
 
+        /// A client with a fresh key, of every replica or of `endpoints`.
+        func client(endpoints: [SintraClient.Endpoint]? = nil, timeoutSeconds: Double) throws -> SintraClient {
+            try SintraClient(
+                endpoints: endpoints ?? self.endpoints, faulty: 1,
+                clusterIdentifier: cluster.configuration.clusterIdentifier, timeoutSeconds: timeoutSeconds)
+        }
+
         func shutdown() async {
             for listener in listeners { await listener.shutdown() }
             await cluster.shutdown()
@@ -44,7 +51,7 @@ import Testing
 
     @Test func putGetCompareAndSwapAndScanRoundTrip() async throws {
         let service = try await Service()
-        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 120)
+        let client = try service.client(timeoutSeconds: 120)
         let a = Array("a".utf8), b = Array("b".utf8), one = Array("1".utf8), two = Array("2".utf8)
         #expect(try await client.execute(.get(key: a)) == .notFound)
         #expect(try await client.execute(.put(key: a, value: one)) == .ok)
@@ -63,7 +70,7 @@ import Testing
 
     @Test func theServiceAnswersWithOneReplicaShutDown() async throws {
         let service = try await Service()
-        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 120)
+        let client = try service.client(timeoutSeconds: 120)
         let key = Array("k".utf8)
         #expect(try await client.execute(.put(key: key, value: [1])) == .ok)
         await service.listeners[3].shutdown()
@@ -80,7 +87,7 @@ import Testing
     @Test func fewerThanTPlusOneRepliesTimeOutWithAClearError() async throws {
         let service = try await Service()
         // Only one endpoint is reachable: t + 1 = 2 matching replies can never arrive.
-        let client = try SintraClient(endpoints: [service.endpoints[0]], faulty: 1, timeoutSeconds: 1)
+        let client = try service.client(endpoints: [service.endpoints[0]], timeoutSeconds: 1)
         await #expect(throws: SintraClient.Failure.timeout(seconds: 1, replies: 1, needed: 2)) {
             try await client.execute(.put(key: [1], value: [1]))
         }
@@ -106,7 +113,7 @@ import Testing
         try await channel.closeFuture.get()
         #expect(service.listeners[0].statistics.malformedRecords == 1)
         // The service goes on.
-        let client = try SintraClient(endpoints: service.endpoints, faulty: 1, timeoutSeconds: 120)
+        let client = try service.client(timeoutSeconds: 120)
         #expect(try await client.execute(.put(key: [1], value: [2])) == .ok)
         await client.close()
         try await group.shutdownGracefully()

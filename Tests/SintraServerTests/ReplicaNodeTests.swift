@@ -16,10 +16,13 @@ import Testing
         // (RequestExecutor), and this test checks order, not deduplication.
         var requests = [ClientRequest]()
         for number in 0..<40 {
-            let client = (0..<16).map { UInt8(truncatingIfNeeded: number &* 31 &+ $0) }
+            let key = try ClientKey(seed: (0..<32).map { UInt8(truncatingIfNeeded: number &* 31 &+ $0) })
             let operation = KeyValueStore.Operation.put(
                 key: Array("key-\(number % 3)".utf8), value: Array("value-\(number)".utf8))
-            requests.append(ClientRequest(client: client, sequence: 1, operation: operation.encoded))
+            requests.append(
+                key.request(
+                    clusterIdentifier: cluster.configuration.clusterIdentifier, sequence: 1,
+                    operation: operation.encoded))
         }
         for request in requests {
             for node in cluster.nodes {
@@ -42,6 +45,39 @@ import Testing
             #expect(await node.statistics.malformedFrames == 0)
         }
         await cluster.shutdown()
+    }
+}
+
+/// Client authentication at submission, and the metrics that count it (no network needed: refused requests
+/// never reach atomic broadcast).
+@Suite struct RequestAuthenticationTests {
+    @Test func forgedRequestsAreRefusedWithATypedErrorAndCounted() async throws {
+        let cluster = try LocalCluster(replicas: 4, faulty: 1)
+        let node = cluster.nodes[0]
+        let metrics = ReplicaMetrics(node: node)
+        let honest = try ClientKey(seed: [UInt8](repeating: 1, count: 32))
+        let forger = try ClientKey(seed: [UInt8](repeating: 2, count: 32))
+        let clusterIdentifier = cluster.configuration.clusterIdentifier
+        let genuine = honest.request(clusterIdentifier: clusterIdentifier, sequence: 1, operation: [1])
+        // The honest client's key, a far-ahead sequence, the forger's signature.
+        let forgersSignature = forger.request(
+            clusterIdentifier: clusterIdentifier, sequence: 1 << 40, operation: [1]
+        ).signature
+        let forged = ClientRequest(
+            publicKey: honest.publicKey, sequence: 1 << 40, operation: [1], signature: forgersSignature)
+        #expect(await node.submit(forged) == .failure(.invalidSignature))
+        // Signed for another cluster.
+        let elsewhere = honest.request(clusterIdentifier: [UInt8](repeating: 0, count: 16), sequence: 2, operation: [])
+        #expect(await node.submit(elsewhere) == .failure(.invalidSignature))
+        var identity = [UInt8](repeating: 0, count: 32)
+        identity[0] = 1
+        let badKey = ClientRequest(publicKey: identity, sequence: 1, operation: [], signature: genuine.signature)
+        #expect(await node.submit(badKey) == .failure(.invalidPublicKey))
+        #expect(await node.statistics.refusedRequests == [.invalidSignature: 2, .invalidPublicKey: 1])
+        let text = String(decoding: await metrics.render(), as: UTF8.self)
+        #expect(text.contains("sintra_requests_refused_total{reason=\"invalid-signature\"} 2"), "\(text)")
+        #expect(text.contains("sintra_requests_refused_total{reason=\"invalid-public-key\"} 1"), "\(text)")
+        #expect(text.contains("sintra_requests_executed_total 0"), "\(text)")
     }
 }
 

@@ -42,9 +42,11 @@ import Testing
 
     /// The reference check fails on a replica that answers differently or whose state differs.
     @Test func theReferenceCatchesAWrongReplyAndAWrongState() throws {
-        let client = [UInt8](repeating: 7, count: 16)
-        let put = ClientRequest(client: client, sequence: 1, operation: Operation.put(key: [0x61], value: [1]).encoded)
-        let get = ClientRequest(client: client, sequence: 2, operation: Operation.get(key: [0x61]).encoded)
+        let key = try ClientKey(seed: [UInt8](repeating: 7, count: 32))
+        let cluster = [UInt8](repeating: 3, count: 16)
+        let put = key.request(
+            clusterIdentifier: cluster, sequence: 1, operation: Operation.put(key: [0x61], value: [1]).encoded)
+        let get = key.request(clusterIdentifier: cluster, sequence: 2, operation: Operation.get(key: [0x61]).encoded)
         var store = RequestExecutor(machine: KeyValueStore())
         func reply(_ request: ClientRequest) -> KeyValueReply {
             guard case .executed(let reply) = store.execute(request) else { return .stale }
@@ -54,10 +56,12 @@ import Testing
             round: 1, requests: [put.encoded], replies: [reply(put)], digest: store.machine.digest)
         let second = KeyValueRound(
             round: 2, requests: [get.encoded], replies: [reply(get)], digest: store.machine.digest)
-        let scenarioClient = KeyValueAdapter.Scenario.Client(id: client, targets: [1, 2, 3, 4], requests: [put, get])
+        let scenarioClient = KeyValueAdapter.Scenario.Client(
+            id: key.client, key: key, targets: [1, 2, 3, 4], requests: [put, get])
         func check(_ rounds: [[KeyValueRound]]) -> [Checkers.Finding] {
             KeyValueReference.check(
-                rounds, honest: [1, 2, 3], byzantine: [4], faulty: 1, clients: [scenarioClient], forgedResult: [9])
+                rounds, honest: [1, 2, 3], byzantine: [4], faulty: 1, clients: [scenarioClient],
+                authentic: [put.encoded, get.encoded], forgedResult: [9])
         }
         #expect(check([[first, second], [first, second], [first]]).isEmpty)
         let wrongReply = KeyValueRound(
@@ -72,20 +76,52 @@ import Testing
         #expect(check([[wrongState, second], [first, second], [first, second]]).map(\.kind) == [.validity])
     }
 
-    /// A finding, not a fix: client requests carry no client signature, so one Byzantine replica that
-    /// puts an honest client's (client, sequence 1000) into its queue makes every later request of that
-    /// client stale — the client never gets another result. Client authentication (a signature or MAC
-    /// over the request, checked before a replica queues or executes it) is needed in SintraReplica.
-    @Test func forgedClientRequestsStallAnHonestClient() throws {
+    /// Formerly a finding (requests carried no client signature, so one Byzantine replica that put an
+    /// honest client's (client, sequence 1000) into its queue made every later request of that client stale
+    /// and stalled it for ever). Now the forged request is ordered but every honest replica skips it as
+    /// unauthentic, and the client gets every result.
+    @Test func forgedClientRequestsAreSkippedAndTheClientGoesOn() throws {
         let simulation = Simulation(
             adapter: KeyValueAdapter(requestsPerClient: 3, batchCountMax: 3),
             cluster: try SimulationCluster.deal(replicas: 4, faulty: 1))
         let adversary = Adversary(name: "forge-client", scheduler: .random, behaviour: "forge-client")
         let results = (0..<4).map { simulation.run(seed: 62_000 + UInt64($0), adversary: adversary) }
-        let stalled = results.filter { result in result.violations.contains { $0.kind == .lostRequest } }
-        #expect(!stalled.isEmpty, "\(results.flatMap(\.violations))")
-        // Safety still holds: the replicas agree with each other and with the sequential reference.
-        let safety: Set<Violation.Kind> = [.agreement, .totalOrder, .validity, .integrity]
-        #expect(results.allSatisfy { $0.violations.allSatisfy { !safety.contains($0.kind) } })
+        #expect(results.allSatisfy { $0.violations.isEmpty }, "\(results.flatMap(\.violations))")
+        // The attack happened: the forged request was ordered, and skipped.
+        #expect(results.contains { $0.outputs.contains { $0.contains("1 unauthentic skipped") } })
+        #expect(results.allSatisfy { ($0.order?.itemsDelivered ?? 0) >= ($0.order?.itemsRequired ?? 1) })
+    }
+
+    /// A request is authentic only with its own key's signature over this cluster and these fields.
+    @Test func authenticatorAcceptsOnlyTheKeyHoldersSignatureForThisCluster() throws {
+        let cluster = [UInt8](repeating: 5, count: 16)
+        let key = try ClientKey(seed: [UInt8](repeating: 9, count: 32))
+        let other = try ClientKey(seed: [UInt8](repeating: 8, count: 32))
+        let request = key.request(clusterIdentifier: cluster, sequence: 4, operation: [1, 2, 3])
+        var authenticator = RequestAuthenticator(clusterIdentifier: cluster)
+        #expect(try authenticator.admit(request.encoded) == request)
+        #expect(authenticator.verifications == 1)
+        // Verified once: ordering it again costs no second verification.
+        #expect(try authenticator.authenticate(request.encoded).get() == request)
+        #expect(authenticator.verifications == 1)
+        func tampered(sequence: UInt64 = 4, operation: [UInt8] = [1, 2, 3], signature: [UInt8]? = nil) -> [UInt8] {
+            ClientRequest(
+                publicKey: key.publicKey, sequence: sequence, operation: operation,
+                signature: signature ?? request.signature
+            ).encoded
+        }
+        #expect(throws: ClientRequestError.invalidSignature) { try authenticator.admit(tampered(sequence: 5)) }
+        #expect(throws: ClientRequestError.invalidSignature) { try authenticator.admit(tampered(operation: [1, 2])) }
+        let othersSignature = other.request(clusterIdentifier: cluster, sequence: 4, operation: [1, 2, 3]).signature
+        #expect(authenticator.authenticate(tampered(signature: othersSignature)) == .failure(.invalidSignature))
+        let elsewhere = key.request(clusterIdentifier: [UInt8](repeating: 6, count: 16), sequence: 4, operation: [1])
+        #expect(authenticator.authenticate(elsewhere.encoded) == .failure(.invalidSignature))
+        var lowOrderKey = [UInt8](repeating: 0, count: 32)
+        lowOrderKey[0] = 1  // the identity point
+        let badKey = ClientRequest(publicKey: lowOrderKey, sequence: 1, operation: [], signature: request.signature)
+        #expect(authenticator.authenticate(badKey.encoded) == .failure(.invalidPublicKey))
+        #expect(authenticator.authenticate([1, 2, 3]) == .failure(.malformed))
+        #expect(request.client == ClientRequest.clientIdentifier(of: key.publicKey))
+        #expect(request.client != other.client)
     }
 }

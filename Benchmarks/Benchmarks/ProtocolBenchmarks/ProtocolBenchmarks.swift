@@ -15,6 +15,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 100_000
     )
     registerWireBenchmarks()
+    registerClientRequestBenchmarks()
 }
 
 /// Typical messages: a consistent-broadcast c-final with an n − t certificate (n = 16), a reliable-broadcast

@@ -25,12 +25,15 @@ public struct KeyValueReplica: ProtocolInstance {
 
     public private(set) var broadcast: AtomicBroadcast.Instance
     public private(set) var executor: RequestExecutor<KeyValueStore>
+    /// Client signatures, checked before submission and at execution (as `ReplicaNode` does).
+    private var authenticator: RequestAuthenticator
     /// For each honest client that talks to this replica, its requests not submitted yet, in order.
     private var scripts: [[UInt8]: [ClientRequest]]
 
-    init(broadcast: AtomicBroadcast.Instance, scripts: [[UInt8]: [ClientRequest]]) {
+    init(broadcast: AtomicBroadcast.Instance, clusterIdentifier: [UInt8], scripts: [[UInt8]: [ClientRequest]]) {
         self.broadcast = broadcast
         self.executor = RequestExecutor(machine: KeyValueStore())
+        self.authenticator = RequestAuthenticator(clusterIdentifier: clusterIdentifier)
         self.scripts = scripts
     }
 
@@ -38,10 +41,14 @@ public struct KeyValueReplica: ProtocolInstance {
 
     public var isFinished: Bool { broadcast.isFinished && scripts.values.allSatisfy(\.isEmpty) }
 
-    /// Submits requests in order (the clients' first ones, and Byzantine clients' requests).
+    /// Submits requests in order (the clients' first ones, and Byzantine clients' requests); a request
+    /// that does not decode or whose signature does not verify is refused, as `ReplicaNode` refuses it.
     mutating func submit(_ requests: [[UInt8]]) -> Effects<Message, Output> {
         var effects = Effects<Message, AtomicBroadcast.Batch>()
-        for request in requests { effects.append(broadcast.submit(request).1) }
+        for request in requests {
+            guard (try? authenticator.admit(request)) != nil else { continue }
+            effects.append(broadcast.submit(request).1)
+        }
         return execute(effects)
     }
 
@@ -62,8 +69,14 @@ public struct KeyValueReplica: ProtocolInstance {
                 var replies = [KeyValueReply]()
                 var next = [ClientRequest]()
                 for bytes in batch.requests {
-                    guard let request = try? ClientRequest(encoded: bytes) else {
+                    let request: ClientRequest
+                    switch authenticator.authenticate(bytes) {
+                    case .success(let authentic): request = authentic
+                    case .failure(.malformed):
                         replies.append(.undecodable)
+                        continue
+                    case .failure:
+                        replies.append(.unauthentic)
                         continue
                     }
                     switch executor.execute(request) {
@@ -83,7 +96,10 @@ public struct KeyValueReplica: ProtocolInstance {
                     KeyValueRound(
                         round: batch.round, requests: batch.requests, replies: replies,
                         digest: executor.machine.digest))
-                for request in next { pending.append(broadcast.submit(request.encoded).1) }
+                for request in next {
+                    guard (try? authenticator.admit(request.encoded)) != nil else { continue }
+                    pending.append(broadcast.submit(request.encoded).1)
+                }
             }
         }
         return result
@@ -103,9 +119,11 @@ public struct KeyValueReplica: ProtocolInstance {
 /// and every honest client accepts, with t + 1 equal replies (after forged replies of every Byzantine
 /// replica), exactly the reference's result for each of its requests.
 ///
-/// Byzantine replicas: `AtomicBroadcastAttacks` and `honest`, as for `abc`; `forge-client` (not in the
-/// catalogue: requests carry no client authentication, see the test that shows it) puts a request of an
-/// honest client with a far-ahead sequence number into its queue.
+/// Clients sign their requests (`ClientKey`); replicas refuse unauthentic requests at submission and skip
+/// them at execution. Byzantine replicas: `AtomicBroadcastAttacks` and `honest`, as for `abc`, and
+/// `forge-client`, which puts a request in an honest client's name (its public key, a far-ahead sequence
+/// number, a signature by another key) into its queue: every honest replica must skip it, and the client
+/// must go on getting results.
 public struct KeyValueAdapter: SimulatedProtocol {
     public typealias Instance = KeyValueReplica
     public typealias ByzantineMemory = AtomicBroadcastAttacks.Memory
@@ -113,6 +131,7 @@ public struct KeyValueAdapter: SimulatedProtocol {
     public struct Scenario: Sendable {
         public struct Client: Sendable {
             public let id: [UInt8]
+            public let key: ClientKey
             public let targets: [Int]
             /// Sequence numbers 1, 2, …
             public let requests: [ClientRequest]
@@ -126,6 +145,9 @@ public struct KeyValueAdapter: SimulatedProtocol {
         public let clients: [Client]
         /// The Byzantine client's requests and bytes that are no request.
         public let byzantineSubmissions: [Submission]
+        /// Every request signed by the holder of its key (honest and Byzantine clients, and the requests
+        /// Byzantine replicas invent with keys of their own): the reference executes exactly these.
+        public let authentic: Set<[UInt8]>
         /// Requests Byzantine replicas make up for their queues.
         public let invented: [[UInt8]]
         /// What `forge-client` replicas order in an honest client's name.
@@ -170,39 +192,63 @@ public struct KeyValueAdapter: SimulatedProtocol {
 
     public func makeScenario(context: SimulationContext, random: inout ProtocolRandom) -> Scenario {
         func identifier() -> [UInt8] { (0..<16).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
+        func makeKey() -> ClientKey {
+            do {
+                return try ClientKey(seed: (0..<32).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+            } catch {
+                preconditionFailure("a 32-byte seed is a valid Ed25519 secret key: \(error)")
+            }
+        }
+        let cluster = context.configuration.clusterIdentifier
         let members = Array(context.configuration.members)
         let count = requestsPerClient ?? 1 + Int(random.next() % 2)
         let clients = (0..<2).map { _ in
-            let id = identifier()
+            let key = makeKey()
             let targets = random.next() % 3 == 0 ? AtomicBroadcastAdapter.targets(context, random: &random) : members
             let requests = (1...count).map {
-                ClientRequest(client: id, sequence: UInt64($0), operation: Self.operation(random: &random).encoded)
+                key.request(
+                    clusterIdentifier: cluster, sequence: UInt64($0),
+                    operation: Self.operation(random: &random).encoded)
             }
-            return Scenario.Client(id: id, targets: targets.count == 1 ? members : targets, requests: requests)
+            return Scenario.Client(
+                id: key.client, key: key, targets: targets.count == 1 ? members : targets, requests: requests)
         }
-        let byzantineClient = identifier()
-        func byzantineRequest(_ sequence: UInt64) -> [UInt8] {
-            ClientRequest(client: byzantineClient, sequence: sequence, operation: Self.operation(random: &random).encoded)
-                .encoded
+        let byzantineClient = makeKey()
+        func byzantineRequest(_ sequence: UInt64, operation: [UInt8]? = nil) -> [UInt8] {
+            var bytes = Self.operation(random: &random).encoded
+            if let operation { bytes = operation }
+            return byzantineClient.request(clusterIdentifier: cluster, sequence: sequence, operation: bytes).encoded
         }
         // Garbage operation bytes; sequence 2 twice with different operations; sequence 1 again (stale once 2
-        // ran); bytes that are no request.
+        // ran); bytes that are no request; a request signed for another cluster (refused).
+        let otherCluster = byzantineClient.request(
+            clusterIdentifier: identifier(), sequence: 3, operation: Self.operation(random: &random).encoded)
         let byzantine: [[UInt8]] = [
-            ClientRequest(client: byzantineClient, sequence: 1, operation: [0x09, 0x01, 0x02]).encoded,
-            byzantineRequest(2), byzantineRequest(2), byzantineRequest(1), [0x00, 0x01, 0x02, 0x03],
+            byzantineRequest(1, operation: [0x09, 0x01, 0x02]), byzantineRequest(2), byzantineRequest(2),
+            byzantineRequest(1), [0x00, 0x01, 0x02, 0x03], otherCluster.encoded,
         ]
         let picked = byzantine.filter { _ in random.next() % 2 == 0 }
         let invented = [
-            identifier(), ClientRequest(client: identifier(), sequence: 7, operation: Self.keys[0]).encoded,
+            identifier(), makeKey().request(clusterIdentifier: cluster, sequence: 7, operation: Self.keys[0]).encoded,
         ]
+        // The forger holds no key of the client: it signs the client's public key and fields with its own.
         let forgedOperation = KeyValueStore.Operation.put(key: Self.keys[0], value: [0xff]).encoded
-        let forged = ClientRequest(client: clients[0].id, sequence: 1000, operation: forgedOperation)
+        let forgedSignature = byzantineClient.request(
+            clusterIdentifier: cluster, sequence: 1000, operation: forgedOperation
+        ).signature
+        let forged = ClientRequest(
+            publicKey: clients[0].key.publicKey, sequence: 1000, operation: forgedOperation,
+            signature: forgedSignature)
         var limits = AtomicBroadcastAdapter.limits(batchCountMax: batchCountMax ?? 2 + Int(random.next() % 3))
-        limits.batchBytesMax = 128 * limits.batchCountMax
+        limits.batchBytesMax = 256 * limits.batchCountMax
+        // Everything above but the bytes that are no request, the request for another cluster, and the
+        // invented bytes that are no request.
+        let signedHere = byzantine.filter { $0.count > 4 && $0 != otherCluster.encoded }
+        let authentic = Set(clients.flatMap { $0.requests.map(\.encoded) } + signedHere + invented.suffix(1))
         return Scenario(
             clients: clients, byzantineSubmissions: picked.map { Scenario.Submission(bytes: $0, targets: members) },
-            invented: invented, forged: forged.encoded, forgedResult: KeyValueStore.Result.value([0xee]).encoded,
-            limits: limits)
+            authentic: authentic, invented: invented, forged: forged.encoded,
+            forgedResult: KeyValueStore.Result.value([0xee]).encoded, limits: limits)
     }
 
     public func makeInstance(
@@ -215,7 +261,8 @@ public struct KeyValueAdapter: SimulatedProtocol {
         for client in scenario.clients where client.targets.contains(node) {
             scripts[client.id] = Array(client.requests.dropFirst())
         }
-        return KeyValueReplica(broadcast: broadcast, scripts: scripts)
+        return KeyValueReplica(
+            broadcast: broadcast, clusterIdentifier: context.configuration.clusterIdentifier, scripts: scripts)
     }
 
     public func start(_ instance: inout Instance, node: Int, scenario: Scenario, context: SimulationContext)
@@ -236,7 +283,8 @@ public struct KeyValueAdapter: SimulatedProtocol {
         let quorum = context.configuration.weakQuorum
         let clientRequests = scenario.clients.filter { $0.targets.filter(honest.contains).count >= quorum }
             .flatMap { $0.requests.map(\.encoded) }
-        let required = clientRequests + scenario.byzantineSubmissions.map(\.bytes)
+        // Honest replicas refuse unauthentic submissions, so only authentic ones must be delivered.
+        let required = clientRequests + scenario.byzantineSubmissions.map(\.bytes).filter(scenario.authentic.contains)
         let allowed = Set(
             scenario.clients.flatMap { $0.requests.map(\.encoded) } + scenario.byzantineSubmissions.map(\.bytes)
                 + scenario.invented + [scenario.forged])
@@ -256,7 +304,7 @@ public struct KeyValueAdapter: SimulatedProtocol {
             checkRun: { rounds in
                 KeyValueReference.check(
                     rounds, honest: context.honest, byzantine: byzantine, faulty: faulty, clients: scenario.clients,
-                    forgedResult: scenario.forgedResult)
+                    authentic: scenario.authentic, forgedResult: scenario.forgedResult)
             })
         return guarantees
     }
@@ -273,7 +321,10 @@ public struct KeyValueAdapter: SimulatedProtocol {
     }
 
     public func describe(_ output: KeyValueRound) -> String {
-        "round \(output.round): \(output.requests.count) requests, state \(Hex.encode(output.digest).prefix(12))"
+        let unauthentic = output.replies.filter { $0 == .unauthentic }.count
+        return "round \(output.round): \(output.requests.count) requests"
+            + (unauthentic > 0 ? " (\(unauthentic) unauthentic skipped)" : "")
+            + ", state \(Hex.encode(output.digest).prefix(12))"
     }
 
     public func describe(message: Instance.Message) -> String { AtomicBroadcastAdapter.describe(message) }
@@ -291,7 +342,7 @@ public struct KeyValueAdapter: SimulatedProtocol {
 
     // MARK: - Byzantine behaviours
 
-    public var specificBehaviours: [String] { AtomicBroadcastAttacks.behaviours + ["honest"] }
+    public var specificBehaviours: [String] { AtomicBroadcastAttacks.behaviours + ["honest", "forge-client"] }
 
     func attacks(_ view: ByzantineView<Scenario>) -> AtomicBroadcastAttacks {
         AtomicBroadcastAttacks(

@@ -13,12 +13,14 @@ public enum KeyValueReply: Sendable, Equatable {
     case stale
     /// Not a `ClientRequest` at all: ignored.
     case undecodable
+    /// A `ClientRequest` not signed by the holder of its key: skipped.
+    case unauthentic
 
     /// The result a client receives, if any.
     public var result: [UInt8]? {
         switch self {
         case .executed(let result), .duplicate(let result): result
-        case .stale, .undecodable: nil
+        case .stale, .undecodable, .unauthentic: nil
         }
     }
 
@@ -32,6 +34,7 @@ public enum KeyValueReply: Sendable, Equatable {
             writer.writeVariable(result)
         case .stale: writer.write(UInt8(2))
         case .undecodable: writer.write(UInt8(3))
+        case .unauthentic: writer.write(UInt8(4))
         }
     }
 }
@@ -41,12 +44,21 @@ public enum KeyValueReply: Sendable, Equatable {
 /// (client, sequence); a repeat of the latest gets its result again; an older one gets nothing; put, get,
 /// delete, compare-and-swap and scan as `KeyValueStore.Operation` documents them). It shares only the
 /// operation and result encodings with `KeyValueStore` and `RequestExecutor`, which it checks.
+///
+/// Which requests are authentic it takes from the scenario (the requests whose key holders signed them),
+/// not from signature verification, so it also checks that replicas skip exactly the forged ones.
 struct KeyValueReference {
+    let authentic: Set<[UInt8]>
     private var entries: [[UInt8]: [UInt8]] = [:]
     private var last: [[UInt8]: (sequence: UInt64, result: [UInt8])] = [:]
 
+    init(authentic: Set<[UInt8]>) {
+        self.authentic = authentic
+    }
+
     mutating func execute(_ bytes: [UInt8]) -> KeyValueReply {
         guard let request = try? ClientRequest(encoded: bytes) else { return .undecodable }
+        guard authentic.contains(bytes) else { return .unauthentic }
         if let previous = last[request.client], request.sequence <= previous.sequence {
             return request.sequence == previous.sequence ? .duplicate(previous.result) : .stale
         }
@@ -101,10 +113,10 @@ struct KeyValueReference {
     /// result of the sequential execution, for every request of every honest client.
     static func check(
         _ rounds: [[KeyValueRound]], honest: [Int], byzantine: [Int], faulty: Int,
-        clients: [KeyValueAdapter.Scenario.Client], forgedResult: [UInt8]
+        clients: [KeyValueAdapter.Scenario.Client], authentic: Set<[UInt8]>, forgedResult: [UInt8]
     ) -> [Checkers.Finding] {
         guard let longest = rounds.max(by: { $0.count < $1.count }) else { return [] }
-        var reference = KeyValueReference()
+        var reference = KeyValueReference(authentic: authentic)
         var expected = [(replies: [KeyValueReply], digest: [UInt8])]()
         var firstResult = [[UInt8]: KeyValueReply]()
         for round in longest {
