@@ -92,10 +92,12 @@ extension ClientRequest {
             domain: signatureDomain, path: "cluster/" + Hex.encode(clusterIdentifier), payload: writer.bytes)
     }
 
-    /// Checks the signature for the cluster `clusterIdentifier` (strict RFC 8032 verification).
+    /// Checks the signature for the cluster `clusterIdentifier` under the cofactored rule of
+    /// `SignatureBatch` (RFC 8032 §5.1.7 with the factor 8; S < ℓ and a canonical R).
     ///
-    /// Deterministic: every honest replica gets the same answer for the same bytes, so replicas may skip
-    /// unauthentic requests at execution without their states diverging.
+    /// Deterministic, and the same verdict a request gets inside any `SignatureBatch`: every honest
+    /// replica gets the same answer for the same bytes whether it verified one request or a batch, so
+    /// replicas may skip unauthentic requests at execution without their states diverging.
     public func verify(clusterIdentifier: [UInt8]) throws(ClientRequestError) {
         let key: MemberPublicKey
         do {
@@ -107,9 +109,16 @@ extension ClientRequest {
     }
 
     func verify(clusterIdentifier: [UInt8], key: MemberPublicKey) throws(ClientRequestError) {
-        let statement = ClientRequest.statement(
-            clusterIdentifier: clusterIdentifier, publicKey: publicKey, sequence: sequence, operation: operation)
-        guard key.isValidSignature(signature, for: statement.signingBytes) else { throw .invalidSignature }
+        guard SignatureBatch.isValid(signature, message: signingBytes(clusterIdentifier), key: key) else {
+            throw .invalidSignature
+        }
+    }
+
+    /// The bytes the signature covers.
+    func signingBytes(_ clusterIdentifier: [UInt8]) -> [UInt8] {
+        ClientRequest.statement(
+            clusterIdentifier: clusterIdentifier, publicKey: publicKey, sequence: sequence, operation: operation
+        ).signingBytes
     }
 }
 
@@ -166,22 +175,54 @@ public struct RequestAuthenticator: Sendable {
         }
     }
 
+    /// The requests of an ordered batch that are authentic, in order: those verified before are looked
+    /// up, the others are checked together in one `SignatureBatch` (about half the cost of one-by-one
+    /// checks from four signatures on), and one by one only if the batch fails, to find the forgeries.
+    public mutating func authenticate(batch: [[UInt8]]) -> [Result<ClientRequest, ClientRequestError>] {
+        var results = [Result<ClientRequest, ClientRequestError>](repeating: .failure(.malformed), count: batch.count)
+        var signatures = SignatureBatch()
+        var pending = [(index: Int, digest: [UInt8])]()
+        for (index, bytes) in batch.enumerated() {
+            guard let request = try? ClientRequest(encoded: bytes) else { continue }
+            let digest = Self.digest(bytes)
+            if verified.contains(digest) {
+                results[index] = .success(request)
+                continue
+            }
+            verifications += 1
+            guard let key = key(of: request) else {
+                results[index] = .failure(.invalidPublicKey)
+                continue
+            }
+            signatures.add(request.signature, message: request.signingBytes(clusterIdentifier), key: key)
+            results[index] = .success(request)
+            pending.append((index, digest))
+        }
+        let invalid = Set(signatures.invalidIndices())
+        for (position, entry) in pending.enumerated() {
+            if invalid.contains(position) {
+                results[entry.index] = .failure(.invalidSignature)
+            } else {
+                insert(entry.digest)
+            }
+        }
+        return results
+    }
+
     private mutating func check(_ request: ClientRequest, digest: [UInt8]) throws(ClientRequestError) {
         verifications += 1
-        let key: MemberPublicKey
-        if let known = keys[request.publicKey] {
-            key = known
-        } else {
-            do {
-                key = try MemberPublicKey(bytes: request.publicKey)
-            } catch {
-                throw .invalidPublicKey
-            }
-            if keys.count >= Self.keyCountMax { keys.removeAll(keepingCapacity: true) }
-            keys[request.publicKey] = key
-        }
+        guard let key = key(of: request) else { throw .invalidPublicKey }
         try request.verify(clusterIdentifier: clusterIdentifier, key: key)
         insert(digest)
+    }
+
+    /// The request's decoded public key (cached), or nil if it is not a valid member-style key.
+    private mutating func key(of request: ClientRequest) -> MemberPublicKey? {
+        if let known = keys[request.publicKey] { return known }
+        guard let key = try? MemberPublicKey(bytes: request.publicKey) else { return nil }
+        if keys.count >= Self.keyCountMax { keys.removeAll(keepingCapacity: true) }
+        keys[request.publicKey] = key
+        return key
     }
 
     private mutating func insert(_ digest: [UInt8]) {

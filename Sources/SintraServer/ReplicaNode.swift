@@ -196,12 +196,12 @@ public actor ReplicaNode {
 
     private func execute(_ batch: AtomicBroadcast.Batch) {
         statistics.batches += 1
-        for bytes in batch.requests {
-            let before = authenticator.verifications
-            let authenticated = authenticator.authenticate(bytes)
-            statistics.executionVerifications += Int(authenticator.verifications - before)
+        let before = authenticator.verifications
+        let authenticated = authenticator.authenticate(batch: batch.requests)
+        statistics.executionVerifications += Int(authenticator.verifications - before)
+        for (bytes, authentication) in zip(batch.requests, authenticated) {
             let request: ClientRequest
-            switch authenticated {
+            switch authentication {
             case .success(let authentic):
                 request = authentic
             case .failure(.malformed):

@@ -123,5 +123,22 @@ import Testing
         #expect(authenticator.authenticate([1, 2, 3]) == .failure(.malformed))
         #expect(request.client == ClientRequest.clientIdentifier(of: key.publicKey))
         #expect(request.client != other.client)
+
+        // An ordered batch: verified before, new and valid, forged, a bad key, no request. The batch check
+        // fails, so each new signature is checked alone, and only the forgery is refused.
+        let fresh = other.request(clusterIdentifier: cluster, sequence: 1, operation: [7])
+        let results = authenticator.authenticate(
+            batch: [request.encoded, fresh.encoded, tampered(sequence: 9), badKey.encoded, [1, 2]])
+        #expect(
+            results == [
+                .success(request), .success(fresh), .failure(.invalidSignature), .failure(.invalidPublicKey),
+                .failure(.malformed),
+            ])
+        // The valid new one is now remembered; a batch of valid new ones passes as a whole.
+        let verifications = authenticator.verifications
+        #expect(authenticator.authenticate(fresh.encoded) == .success(fresh))
+        #expect(authenticator.verifications == verifications)
+        let more = (2...5).map { other.request(clusterIdentifier: cluster, sequence: UInt64($0), operation: []) }
+        #expect(authenticator.authenticate(batch: more.map(\.encoded)) == more.map { .success($0) })
     }
 }

@@ -68,9 +68,9 @@ public struct KeyValueReplica: ProtocolInstance {
             for batch in effects.outputs {
                 var replies = [KeyValueReply]()
                 var next = [ClientRequest]()
-                for bytes in batch.requests {
+                for authentication in authenticator.authenticate(batch: batch.requests) {
                     let request: ClientRequest
-                    switch authenticator.authenticate(bytes) {
+                    switch authentication {
                     case .success(let authentic): request = authentic
                     case .failure(.malformed):
                         replies.append(.undecodable)
