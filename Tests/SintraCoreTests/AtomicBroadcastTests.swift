@@ -121,6 +121,63 @@ import Testing
         #expect(network.nodes[4]!.round == network.nodes[1]!.round)
     }
 
+    /// A restarted party (docs/DURABILITY.md) resumes at the round after its last delivered one with a
+    /// fresh instance: up to its send horizon it sends no queue and no agreement message (it may have sent
+    /// different ones before the restart), delivers those rounds by catch-up exactly as the others decided
+    /// them, then takes part again; requests it delivered before the restart are still duplicates.
+    @Test func resumedPartyIsSilentUpToItsHorizonThenTakesPartAgain() throws {
+        var network = try Self.network(n: 4, t: 1, seed: 9)
+        func submitToAll(_ request: [UInt8]) {
+            for me in 1...4 {
+                let (_, effects) = network.nodes[me]!.submit(request)
+                network.absorb(effects, from: me)
+            }
+        }
+        for index in 0..<3 {
+            submitToAll(Array("before \(index)".utf8))
+            network.run()
+        }
+        let before = network.outputs[4] ?? []
+        let nextRound = network.nodes[4]!.round
+        #expect(nextRound > 1)
+        let window = network.nodes[4]!.limits.futureRoundWindow
+        let horizon = nextRound + window
+
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        var resumed = AtomicBroadcast.Instance(
+            configuration: configuration, keys: keys[3], path: Self.path, random: .seeded(999),
+            resuming: .init(nextRound: nextRound, recentBatches: before, sendHorizon: horizon))
+        #expect(resumed.round == nextRound)
+        #expect(resumed.silentThrough == horizon)
+        let deliveredBefore = try #require(before.flatMap(\.requests).first)
+        #expect(resumed.submit(deliveredBefore).0 == .duplicate)
+        network.nodes[4] = resumed
+        network.recording = [4]
+        network.absorb(network.nodes[4]!.start(), from: 4)
+
+        for index in 0..<(Int(window) + 4) {
+            submitToAll(Array("after \(index)".utf8))
+            network.run()
+        }
+        let reference = (network.outputs[1] ?? []).filter { $0.round >= nextRound }
+        #expect(reference.count > Int(window) + 1)
+        #expect(Array((network.outputs[4] ?? []).dropFirst(before.count)) == reference)
+        #expect(network.nodes[4]!.caughtUpRoundCount >= Int(horizon - nextRound + 1))
+
+        var tookPartAgain = false
+        let limits = WireLimits(payloadBytesMax: Frame.frameBytesMax, memberCount: 4)
+        for bytes in network.sent[4] ?? [] {
+            switch try AtomicBroadcast.Message(encoded: bytes, limits: limits) {
+            case .queue(let round, _), .agreement(let round, _):
+                #expect(round > horizon, "a message of silent round \(round)")
+                tookPartAgain = true
+            case .catchUpRequest, .catchUpResponse:
+                break
+            }
+        }
+        #expect(tookPartAgain)
+    }
+
     /// A round's vector (up to n queues) travels in one validated-agreement proposal, which a peer decodes
     /// only up to the wire's payload limit. With 512 KiB queues and 1 MiB payloads, three full queues made
     /// a vector no peer would accept: every proposal was "malformed" and nothing was ever delivered. Queues

@@ -23,6 +23,9 @@ struct TestNetwork<Instance: ProtocolInstance> {
     var withheld: Set<Int> = []
     var held: [InFlight] = []
     var deliveredCount = 0
+    /// Nodes whose sent messages are kept in `sent` (encoded, in sending order).
+    var recording: Set<Int> = []
+    var sent: [Int: [[UInt8]]] = [:]
 
     init(replicas: Int, nodes: [Int: Instance], seed: UInt64) {
         self.replicas = replicas
@@ -36,6 +39,7 @@ struct TestNetwork<Instance: ProtocolInstance> {
         faults += effects.faults
         for outgoing in effects.messages {
             let bytes = outgoing.message.encoded
+            if recording.contains(node) { sent[node, default: []].append(bytes) }
             switch outgoing.recipient {
             case .all:
                 for to in 1...replicas { queue.append(InFlight(from: node, to: to, bytes: bytes)) }

@@ -80,6 +80,11 @@ public enum AtomicBroadcast {
     public struct Batch: Sendable, Equatable {
         public let round: UInt64
         public let requests: [[UInt8]]
+
+        public init(round: UInt64, requests: [[UInt8]]) {
+            self.round = round
+            self.requests = requests
+        }
     }
 
     /// Requests per queue a decoder accepts (the wire bound; `Limits.batchCountMax` may be lower).

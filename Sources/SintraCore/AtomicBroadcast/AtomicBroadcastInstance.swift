@@ -47,10 +47,30 @@ extension AtomicBroadcast {
         private var catchUpHorizon: UInt64 = 0
         /// Rounds delivered through catch-up instead of agreement.
         public private(set) var caughtUpRoundCount = 0
+        /// Rounds up to this one are silent: this party may have sent messages in them before a restart and
+        /// has forgotten what, so it sends no queue and takes no part in their agreements (it could
+        /// contradict itself); it delivers them by catch-up only. 0 for a party that never restarted.
+        public let silentThrough: UInt64
+
+        /// Where a restarted party resumes (docs/DURABILITY.md): the first round it has not delivered, the
+        /// batches it delivered in the rounds before (the last `deliveredMemoryRounds` of them are enough,
+        /// for deduplication), and its persisted send horizon, the highest round it may have sent a
+        /// message for. Rounds up to the horizon are silent (`silentThrough`).
+        public struct Resumption: Sendable {
+            public var nextRound: UInt64
+            public var recentBatches: [Batch]
+            public var sendHorizon: UInt64
+
+            public init(nextRound: UInt64, recentBatches: [Batch], sendHorizon: UInt64) {
+                self.nextRound = nextRound
+                self.recentBatches = recentBatches
+                self.sendHorizon = sendHorizon
+            }
+        }
 
         public init(
             configuration: GroupConfiguration, keys: LocalKeys, path: InstancePath, random: ProtocolRandom,
-            limits: Limits = Limits()
+            limits: Limits = Limits(), resuming resumption: Resumption? = nil
         ) {
             self.configuration = configuration
             self.keys = keys
@@ -58,6 +78,29 @@ extension AtomicBroadcast {
             self.path = path
             self.random = random
             self.limits = limits
+            guard let resumption else {
+                silentThrough = 0
+                return
+            }
+            round = max(1, resumption.nextRound)
+            silentThrough = resumption.sendHorizon
+            // Every silent round must be caught up: the peers will not wait for this party.
+            catchUpHorizon = resumption.sendHorizon
+            let oldest = round > limits.deliveredMemoryRounds ? round - limits.deliveredMemoryRounds : 0
+            for batch in resumption.recentBatches where batch.round >= oldest && batch.round < round {
+                for request in batch.requests { delivered[AtomicBroadcast.digest(request)] = batch.round }
+            }
+        }
+
+        /// Whether this party may send its own messages of `someRound` (its queue, agreement votes).
+        private func mayTakePart(in someRound: UInt64) -> Bool { someRound > silentThrough }
+
+        /// Starts catch-up for a resumed party's first round (call once after `init(resuming:)`): a silent
+        /// round makes no progress on its own.
+        public mutating func start() -> Effects<Message, Output> {
+            var effects = Effects<Message, Output>()
+            advance(&effects)
+            return effects
         }
 
         /// Atomic broadcast never finishes; it is finished for the simulator once nothing is pending.
@@ -95,7 +138,7 @@ extension AtomicBroadcast {
             guard configuration.isMember(node) else { return effects }
             switch message {
             case .queue(let queueRound, let queue):
-                guard queueRound >= round else { return effects }
+                guard queueRound >= round, mayTakePart(in: queueRound) else { return effects }
                 guard queueRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
                     raiseCatchUpHorizon(to: queueRound)
@@ -115,7 +158,8 @@ extension AtomicBroadcast {
                 queues[queueRound, default: [:]][node] = queue
             case .agreement(let agreementRound, let inner):
                 // Agreements of the last `futureRoundWindow` + 1 rounds are still served; older ones are gone.
-                guard agreementRound >= round || agreements[agreementRound] != nil else { return effects }
+                guard agreementRound >= round || agreements[agreementRound] != nil, mayTakePart(in: agreementRound)
+                else { return effects }
                 guard agreementRound <= round + limits.futureRoundWindow else {
                     droppedMessageCount += 1
                     raiseCatchUpHorizon(to: agreementRound)
@@ -203,11 +247,13 @@ extension AtomicBroadcast {
                 // Messages of this round were dropped: only catch-up is sure to finish it.
                 if round <= catchUpHorizon { requestCatchUp(&effects) }
                 // Start the round when we have work or someone else started it.
-                if !sentQueue.contains(round), !pending.isEmpty || !(queues[round] ?? [:]).isEmpty {
+                if mayTakePart(in: round), !sentQueue.contains(round), !pending.isEmpty || !(queues[round] ?? [:]).isEmpty {
                     sentQueue.insert(round)
                     effects.broadcast(.queue(round: round, signedQueue()))
                 }
-                if !proposedRound.contains(round), let collected = queues[round], collected.count >= configuration.quorum {
+                if mayTakePart(in: round), !proposedRound.contains(round), let collected = queues[round],
+                    collected.count >= configuration.quorum
+                {
                     proposedRound.insert(round)
                     let vector = collected.keys.sorted().map { collected[$0]! }
                     var agreement = agreements[round] ?? makeAgreement(round)
