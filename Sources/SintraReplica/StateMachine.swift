@@ -149,6 +149,58 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
 
     /// The last executed sequence number of a client, if known.
     public func lastSequence(of client: [UInt8]) -> UInt64? { lastByClient[client]?.sequence }
+
+    /// Replies a snapshot may hold per client: a state machine's reply is bounded by its own format; this
+    /// only stops a corrupted length from allocating without bound.
+    public static var replyBytesMax: Int { 16 << 20 }
+
+    /// A canonical encoding of the executor: executed count, the client table sorted by last position
+    /// (which is also the eviction order), then the machine's snapshot. Two executors that executed the
+    /// same requests encode identically, and one restored from it behaves exactly as the original,
+    /// evictions included.
+    public func snapshot() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(executedCount)
+        let clients = lastByClient.sorted { $0.value.position < $1.value.position }
+        writer.write(UInt64(clients.count))
+        for (client, entry) in clients {
+            writer.writeFixed(client)
+            writer.write(entry.sequence)
+            writer.write(entry.position)
+            writer.writeVariable(entry.reply)
+        }
+        writer.writeFixed(machine.snapshot())
+        return writer.bytes
+    }
+
+    /// Restores an executor from `snapshot()`; throws on malformed bytes (a table larger than
+    /// `clientCountMax`, positions not increasing or not below the executed count).
+    public init(snapshot bytes: [UInt8]) throws(DecodingError) {
+        var reader = ByteReader(bytes, context: "executor snapshot")
+        let executed = try reader.readUInt64()
+        let count = try reader.readUInt64()
+        guard count <= UInt64(RequestExecutor.clientCountMax) else {
+            throw DecodingError(
+                .tooLong(maximum: RequestExecutor.clientCountMax, actual: Int(clamping: count)), in: "executor snapshot")
+        }
+        var table: [[UInt8]: (sequence: UInt64, reply: [UInt8], position: UInt64)] = [:]
+        var order: [(client: [UInt8], position: UInt64)] = []
+        for _ in 0..<count {
+            let client = try reader.readFixed(16)
+            let sequence = try reader.readUInt64()
+            let position = try reader.readUInt64()
+            let reply = try reader.readVariable(maximum: RequestExecutor.replyBytesMax)
+            guard position < executed, order.last.map({ $0.position < position }) ?? true, table[client] == nil else {
+                throw DecodingError(.invalidValue("client table out of order"), in: "executor snapshot")
+            }
+            table[client] = (sequence, reply, position)
+            order.append((client, position))
+        }
+        machine = try Machine(snapshot: reader.readFixed(reader.remainingCount))
+        executedCount = executed
+        lastByClient = table
+        recency = order
+    }
 }
 
 /// The client side: a result is accepted once t + 1 replicas sent the same one (at least one of them is
