@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SintraCore", targets: ["SintraCore"]),
         .library(name: "SintraReplica", targets: ["SintraReplica"]),
         .library(name: "SintraNetwork", targets: ["SintraNetwork"]),
+        .library(name: "SintraStorage", targets: ["SintraStorage"]),
         .library(name: "SintraServer", targets: ["SintraServer"]),
         .library(name: "SintraClient", targets: ["SintraClient"]),
         .executable(name: "sintra", targets: ["sintra"]),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -59,10 +61,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A replica's durable state (delivered log, snapshots) in SQLite through GRDB (docs/DURABILITY.md).
+        .target(
+            name: "SintraStorage",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The networked replica: atomic broadcast over SintraNetwork feeding SintraReplica's executor.
         .target(
             name: "SintraServer",
             dependencies: [
+                "SintraStorage",
                 "SintraNetwork",
                 "SintraReplica",
                 "SintraCore",
@@ -103,6 +113,7 @@ let package = Package(
                 "SintraCrypto",
                 "SintraSimulation",
                 "SintraServer",
+                "SintraStorage",
                 "SintraClient",
                 "SintraReplica",
                 "SintraCore",
@@ -135,6 +146,7 @@ let package = Package(
             name: "SintraServerTests",
             dependencies: [
                 "SintraServer",
+                "SintraStorage",
                 "SintraClient",
                 "SintraNetwork",
                 "SintraReplica",
@@ -157,6 +169,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
+        ),
+        .testTarget(
+            name: "SintraStorageTests",
+            dependencies: ["SintraStorage", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "SintraSimulationTests",

@@ -4,6 +4,7 @@ import SintraCore
 import SintraCrypto
 import SintraNetwork
 import SintraReplica
+import SintraStorage
 
 /// One replica of SintraKV on a real network: atomic broadcast over `ReplicaNetwork`, feeding a
 /// `RequestExecutor<KeyValueStore>`.
@@ -22,8 +23,13 @@ import SintraReplica
 ///
 /// Replies go to `replyHandler`, called on this actor in execution order.
 ///
-/// The node keeps no votes on disk yet: a replica that crashes and restarts with a fresh instance must not
-/// rejoin the same cluster (DESIGN.md, Replication: persistence comes with the durability issue).
+/// With a `ReplicaStore` (`Options.store`) the node is durable (docs/DURABILITY.md): every delivered batch
+/// is committed to disk, together with the send horizon, before the node executes it, replies, or sends a
+/// message that followed from it; every `snapshotInterval` rounds the executor is snapshotted. A node
+/// built on an existing store restores the snapshot, replays the log after it (equal execution chain and
+/// digest), and resumes atomic broadcast at the next round, silent up to the send horizon so that it never
+/// contradicts a message it sent before the restart. Without a store everything is in memory, and a
+/// restarted replica must not rejoin its cluster.
 public actor ReplicaNode {
     /// The path of the one atomic broadcast instance a replica runs.
     public static let path = InstancePath("abc")
@@ -33,6 +39,11 @@ public actor ReplicaNode {
         public var network = ReplicaNetwork.Options()
         public var logger = Logger(label: "sintra.replica")
         public var broadcastLimits = AtomicBroadcast.Limits()
+        /// Where the node keeps its durable state; nil keeps everything in memory.
+        public var store: ReplicaStore?
+        /// Rounds between snapshots of the executor. Recovery replays at most this many rounds, and the log
+        /// keeps this many plus `broadcastLimits.deliveredMemoryRounds`.
+        public var snapshotInterval: UInt64 = 256
 
         public init() {}
     }
@@ -57,6 +68,10 @@ public actor ReplicaNode {
         public var batches = 0
         /// Frames the network refused because a peer's send queue was full.
         public var refusedSends = 0
+        /// Rounds restored from the store at start (replayed after its snapshot).
+        public var replayedRounds = 0
+        /// Snapshots written.
+        public var snapshots = 0
         public init() {}
     }
 
@@ -64,8 +79,14 @@ public actor ReplicaNode {
     public let configuration: GroupConfiguration
     public let network: ReplicaNetwork
     private var instance: AtomicBroadcast.Instance
-    private var executor = RequestExecutor(machine: KeyValueStore())
-    private var authenticator: RequestAuthenticator
+    /// The executor, the execution chain, and the authenticator (`Execution`).
+    private var execution: Execution
+    private let store: ReplicaStore?
+    private let snapshotInterval: UInt64
+    private var snapshotRound: UInt64 = 0
+    /// The store error that stopped this node: a replica that cannot persist takes no further part
+    /// (fail-stop), because going on would send messages its disk does not know about.
+    public private(set) var storageFailure: StoreError?
     private let wireLimits: WireLimits
     private let logger: Logger
     private var receiving: Task<Void, Never>?
@@ -73,24 +94,48 @@ public actor ReplicaNode {
     public private(set) var statistics = Statistics()
     /// SHA-256 chain over the executed requests in order: equal at two replicas iff they executed the same
     /// requests in the same order (with overwhelming probability).
-    public private(set) var executionChain = [UInt8](repeating: 0, count: 32)
+    public var executionChain: [UInt8] { execution.chain }
 
-    /// A node for replica `secrets.index` of `cluster`.
+    /// A node for replica `secrets.index` of `cluster`. With `options.store`, restores the state it holds
+    /// (throws `StoreError` if it belongs to another replica or does not decode).
     public init(cluster: ClusterConfiguration, secrets: ReplicaSecrets, options: Options = Options()) throws {
         let configuration = try GroupConfiguration(cluster: cluster)
         let keys = try LocalKeys(secrets: secrets)
         self.member = secrets.index
         self.configuration = configuration
-        self.authenticator = RequestAuthenticator(clusterIdentifier: configuration.clusterIdentifier)
         self.network = try ReplicaNetwork(configuration: cluster, identity: keys.identity, options: options.network)
+        self.store = options.store
+        self.snapshotInterval = max(1, options.snapshotInterval)
+        var resumption: AtomicBroadcast.Instance.Resumption?
+        var recovered: Recovered?
+        if let store = options.store {
+            let owner = ReplicaStore.Owner(clusterIdentifier: cluster.clusterIdentifier, member: secrets.index)
+            guard store.owner == owner else {
+                throw StoreError.foreignDatabase(path: store.path, expected: owner, found: store.owner)
+            }
+            recovered = try Recovered(store.recover(), clusterIdentifier: configuration.clusterIdentifier, path: store.path)
+            resumption = recovered?.resumption
+        }
+        self.execution = recovered?.execution ?? Execution(clusterIdentifier: configuration.clusterIdentifier)
         self.instance = AtomicBroadcast.Instance(
             configuration: configuration, keys: keys, path: ReplicaNode.path, random: .system(),
-            limits: options.broadcastLimits)
+            limits: options.broadcastLimits, resuming: resumption)
         // Agreement values carry up to n queues, so a body may be as large as a frame.
         self.wireLimits = WireLimits(payloadBytesMax: Frame.frameBytesMax, memberCount: configuration.replicas)
         var logger = options.logger
         logger[metadataKey: "member"] = "\(secrets.index)"
         self.logger = logger
+        if let recovered {
+            snapshotRound = recovered.snapshotRound
+            statistics.replayedRounds = recovered.replayedRounds
+            logger.info(
+                "restored from the replica store",
+                metadata: [
+                    "snapshotRound": "\(recovered.snapshotRound)", "replayedRounds": "\(recovered.replayedRounds)",
+                    "nextRound": "\(recovered.resumption.nextRound)",
+                    "silentThrough": "\(recovered.resumption.sendHorizon)",
+                ])
+        }
     }
 
     /// Sets where replies go (called on this actor, in execution order).
@@ -101,6 +146,8 @@ public actor ReplicaNode {
     /// Starts the network and the one task that feeds its frames to the instance.
     public func start() async throws {
         try await network.start()
+        // A resumed instance asks its peers for the rounds it must catch up silently.
+        perform(instance.start())
         let frames = network.frames
         receiving = Task { [weak self] in
             for await received in frames {
@@ -141,26 +188,29 @@ public actor ReplicaNode {
     }
 
     private func submitVerified(_ bytes: [UInt8]) -> AtomicBroadcast.Instance.SubmitResult {
-        authenticator.remember(verified: bytes)
+        // A stopped node orders nothing more; the client gets its answers from the other replicas.
+        guard storageFailure == nil else { return .queueFull }
+        execution.authenticator.remember(verified: bytes)
         let (result, effects) = instance.submit(bytes)
         perform(effects)
         return result
     }
 
     /// Requests executed so far.
-    public var executedCount: UInt64 { executor.executedCount }
+    public var executedCount: UInt64 { execution.executor.executedCount }
     /// The digest of the key-value state.
-    public var stateDigest: [UInt8] { executor.machine.digest }
+    public var stateDigest: [UInt8] { execution.executor.machine.digest }
     /// The atomic broadcast round being decided.
     public var round: UInt64 { instance.round }
     /// What a status query returns.
     public var status: ReplicaStatus {
         ReplicaStatus(
-            member: member, round: instance.round, executedCount: executor.executedCount,
-            batchCount: UInt64(statistics.batches), stateDigest: executor.machine.digest)
+            member: member, round: instance.round, executedCount: execution.executor.executedCount,
+            batchCount: UInt64(statistics.batches), stateDigest: execution.executor.machine.digest)
     }
 
     private func receive(_ received: ReceivedFrame) {
+        guard storageFailure == nil else { return }
         guard received.frame.path == ReplicaNode.path,
             let message = try? AtomicBroadcast.Message(encoded: received.frame.body, limits: wireLimits)
         else {
@@ -171,8 +221,11 @@ public actor ReplicaNode {
         perform(instance.handle(message, from: received.sender))
     }
 
-    /// Sends the messages, records the faults, then executes the delivered batches in order.
+    /// Persists the delivered batches and the send horizon, then sends the messages, records the faults,
+    /// and executes the batches in order. Persisting first is what makes a restart safe: a reply or a
+    /// message never gets ahead of the disk.
     private func perform(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) {
+        guard persist(effects.outputs) else { return }
         for outgoing in effects.messages {
             let frame = Frame(
                 clusterIdentifier: configuration.clusterIdentifier, sender: member, path: ReplicaNode.path,
@@ -192,36 +245,160 @@ public actor ReplicaNode {
         for batch in effects.outputs {
             execute(batch)
         }
+        if let last = effects.outputs.last { snapshotIfDue(after: last.round) }
+    }
+
+    /// One transaction for all of `batches` (group commit) that also raises the send horizon to the
+    /// highest round the instance may now send a message for: its current round plus the window of future
+    /// rounds whose agreements it joins (AtomicBroadcast.Instance.handle). Returns false, and stops the
+    /// node, if the store failed.
+    private func persist(_ batches: [AtomicBroadcast.Batch]) -> Bool {
+        guard storageFailure == nil else { return false }
+        guard let store else { return true }
+        let horizon = instance.round + instance.limits.futureRoundWindow
+        guard !batches.isEmpty || horizon > store.sendHorizon else { return true }
+        do {
+            try store.commit(
+                batches.map { ReplicaStore.LogEntry(round: $0.round, batch: ReplicaNode.encode($0.requests)) },
+                sendHorizon: horizon)
+            return true
+        } catch {
+            storageFailure = error
+            logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func snapshotIfDue(after round: UInt64) {
+        guard let store, round >= snapshotRound + snapshotInterval else { return }
+        do {
+            try store.saveSnapshot(
+                ReplicaStore.Snapshot(round: round, state: execution.chain + execution.executor.snapshot()),
+                keepRounds: instance.limits.deliveredMemoryRounds)
+            snapshotRound = round
+            statistics.snapshots += 1
+        } catch {
+            // The log still holds every round since the last snapshot, so this is not yet a failure of
+            // durability; the next due round tries again.
+            logger.error("snapshot failed", metadata: ["error": "\(error)"])
+        }
     }
 
     private func execute(_ batch: AtomicBroadcast.Batch) {
         statistics.batches += 1
-        let before = authenticator.verifications
-        let authenticated = authenticator.authenticate(batch: batch.requests)
-        statistics.executionVerifications += Int(authenticator.verifications - before)
-        for (bytes, authentication) in zip(batch.requests, authenticated) {
-            let request: ClientRequest
-            switch authentication {
-            case .success(let authentic):
-                request = authentic
-            case .failure(.malformed):
-                statistics.malformedRequests += 1
-                continue
-            case .failure:
-                statistics.unauthenticRequests += 1
-                continue
+        let outcome = execution.execute(batch.requests)
+        statistics.malformedRequests += outcome.malformed
+        statistics.unauthenticRequests += outcome.unauthentic
+        statistics.executionVerifications += outcome.verifications
+        for reply in outcome.replies { replyHandler?(reply) }
+    }
+
+    /// What executing ordered requests touches: the executor, the execution chain, and the authenticator.
+    /// One function for live execution and recovery, so that replay reproduces the chain exactly.
+    struct Execution {
+        var executor: RequestExecutor<KeyValueStore>
+        var chain: [UInt8]
+        var authenticator: RequestAuthenticator
+
+        /// The state before the first request.
+        init(clusterIdentifier: [UInt8]) {
+            executor = RequestExecutor(machine: KeyValueStore())
+            chain = [UInt8](repeating: 0, count: 32)
+            authenticator = RequestAuthenticator(clusterIdentifier: clusterIdentifier)
+        }
+
+        /// Authenticates and executes the requests in order; returns the replies, in execution order, and
+        /// the counts of skipped requests.
+        mutating func execute(_ requests: [[UInt8]])
+            -> (replies: [ClientReply], malformed: Int, unauthentic: Int, verifications: Int)
+        {
+            var replies = [ClientReply]()
+            replies.reserveCapacity(requests.count)
+            var malformed = 0
+            var unauthentic = 0
+            let before = authenticator.verifications
+            let authenticated = authenticator.authenticate(batch: requests)
+            for (bytes, authentication) in zip(requests, authenticated) {
+                let request: ClientRequest
+                switch authentication {
+                case .success(let authentic):
+                    request = authentic
+                case .failure(.malformed):
+                    malformed += 1
+                    continue
+                case .failure:
+                    unauthentic += 1
+                    continue
+                }
+                switch executor.execute(request) {
+                case .executed(let reply):
+                    chain = Array(SHA256.hash(data: chain + bytes))
+                    replies.append(reply)
+                case .duplicate(let reply):
+                    replies.append(reply)
+                case .stale:
+                    break
+                }
             }
-            var chain = executionChain
-            chain += bytes
-            switch executor.execute(request) {
-            case .executed(let reply):
-                executionChain = Array(SHA256.hash(data: chain))
-                replyHandler?(reply)
-            case .duplicate(let reply):
-                replyHandler?(reply)
-            case .stale:
-                break
+            return (replies, malformed, unauthentic, Int(authenticator.verifications - before))
+        }
+    }
+
+    // MARK: Durable encoding
+
+    /// A logged batch: its requests, count-prefixed, each length-prefixed.
+    static func encode(_ requests: [[UInt8]]) -> [UInt8] {
+        var writer = ByteWriter(capacity: requests.reduce(4) { $0 + 4 + $1.count })
+        writer.write(UInt32(requests.count))
+        for request in requests { writer.writeVariable(request) }
+        return writer.bytes
+    }
+
+    static func decodeBatch(_ bytes: [UInt8]) throws(DecodingError) -> [[UInt8]] {
+        var reader = ByteReader(bytes, context: "logged batch")
+        let count = Int(try reader.readUInt32())
+        // Every request takes at least its 4-byte length, which bounds the count by the bytes present.
+        guard count <= reader.remainingCount / 4 else {
+            throw DecodingError(.tooLong(maximum: reader.remainingCount / 4, actual: count), in: "logged batch")
+        }
+        var requests = [[UInt8]]()
+        requests.reserveCapacity(count)
+        for _ in 0..<count { requests.append(try reader.readVariable(maximum: Frame.frameBytesMax)) }
+        try reader.finish()
+        return requests
+    }
+
+    /// The state rebuilt from a store: the snapshot's executor and chain, advanced by the log after it
+    /// (requests re-authenticated as at first execution: the result is the same, since verification is
+    /// deterministic).
+    struct Recovered {
+        var execution: Execution
+        var snapshotRound: UInt64 = 0
+        var replayedRounds = 0
+        var resumption: AtomicBroadcast.Instance.Resumption
+
+        init(_ recovery: ReplicaStore.Recovery, clusterIdentifier: [UInt8], path: String) throws(StoreError) {
+            execution = Execution(clusterIdentifier: clusterIdentifier)
+            var recentBatches = [AtomicBroadcast.Batch]()
+            do {
+                if let snapshot = recovery.snapshot {
+                    guard snapshot.state.count >= 32 else { throw DecodingError(.truncated, in: "snapshot") }
+                    execution.chain = Array(snapshot.state[0..<32])
+                    execution.executor = try RequestExecutor(snapshot: Array(snapshot.state[32...]))
+                    snapshotRound = snapshot.round
+                }
+                for entry in recovery.log {
+                    let requests = try ReplicaNode.decodeBatch(entry.batch)
+                    recentBatches.append(AtomicBroadcast.Batch(round: entry.round, requests: requests))
+                    guard entry.round > snapshotRound else { continue }
+                    _ = execution.execute(requests)
+                    replayedRounds += 1
+                }
+            } catch {
+                throw StoreError.corrupted(path: path, detail: "\(error)")
             }
+            resumption = AtomicBroadcast.Instance.Resumption(
+                nextRound: recovery.lastRound + 1, recentBatches: recentBatches, sendHorizon: recovery.sendHorizon)
         }
     }
 }

@@ -27,6 +27,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Replicas to kill half-way, comma separated (default: the last one; at most t).")
     var kill: String?
 
+    @Flag(name: .long, help: "Run the replicas without durable state (to measure what durability costs).")
+    var inMemory = false
+
     var killed: [Int] { kill.map { $0.split(separator: ",").compactMap { Int($0) } } ?? [replicas] }
 
     func validate() throws {
@@ -59,7 +62,7 @@ struct DemoCommand: AsyncParsableCommand {
             process.arguments = [
                 "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
                 "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", "warning",
-            ]
+            ] + (inMemory ? ["--in-memory"] : [])
             FileManager.default.createFile(atPath: folder + "/replica-\(index).log", contents: nil)
             process.standardError = FileHandle(forWritingAtPath: folder + "/replica-\(index).log")
             process.standardOutput = FileHandle.nullDevice

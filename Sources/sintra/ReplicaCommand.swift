@@ -5,6 +5,7 @@ import Logging
 import SintraCore
 import SintraCrypto
 import SintraServer
+import SintraStorage
 
 /// `sintra replica`: runs one SintraKV replica until SIGINT or SIGTERM.
 struct ReplicaCommand: AsyncParsableCommand {
@@ -30,6 +31,27 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(
+        name: .long,
+        help: "Folder of this replica's durable state (created if absent; default: replica-I.data next to the secret file).")
+    var data: String?
+
+    @Flag(name: .long, help: "Keep no durable state. A replica run so must not be restarted into its cluster.")
+    var inMemory = false
+
+    /// The data folder: `--data`, or `replica-I.data` beside the secret file, so that the keys and the state
+    /// of one replica live together and a second replica on the machine cannot pick up the first one's.
+    var dataFolder: String {
+        data ?? URL(fileURLWithPath: secret).deletingLastPathComponent().appendingPathComponent("replica-\(id).data").path
+    }
+
+    /// Opens (creating if absent) `store.sqlite` in the data folder. A corrupted file or one of another
+    /// replica stops the start with the store's message.
+    static func openStore(folder: String, owner: ReplicaStore.Owner) throws -> ReplicaStore {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return try ReplicaStore.open(path: (folder as NSString).appendingPathComponent("store.sqlite"), owner: owner)
+    }
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -47,6 +69,13 @@ struct ReplicaCommand: AsyncParsableCommand {
         var options = ReplicaNode.Options()
         options.logger = logger
         options.network.logger = Logger(label: "sintra.network")
+        if inMemory {
+            logger.warning("running without durable state (--in-memory): do not restart this replica into its cluster")
+        } else {
+            options.store = try Self.openStore(
+                folder: dataFolder, owner: ReplicaStore.Owner(clusterIdentifier: cluster.clusterIdentifier, member: id))
+            logger.info("durable state", metadata: ["folder": "\(dataFolder)"])
+        }
         let node = try ReplicaNode(cluster: cluster, secrets: file.secrets, options: options)
         var listenerOptions = ClientListener.Options()
         listenerOptions.logger = logger
@@ -69,6 +98,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         await listener.shutdown()
         let executed = await node.executedCount
         await node.shutdown()
+        options.store?.close()
         logger.info("stopped", metadata: ["executed": "\(executed)"])
     }
 

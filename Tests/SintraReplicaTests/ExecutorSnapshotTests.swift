@@ -10,9 +10,10 @@ import Testing
         let operation = KeyValueStore.Operation.compareAndSwap(
             key: Array("k\(key)".utf8), expected: nil, new: Array("v\(value)".utf8))
         let put = KeyValueStore.Operation.put(key: Array("k\(key)".utf8), value: Array("v\(value)".utf8))
+        // The executor does not look at signatures (ReplicaNode authenticates before executing).
         return ClientRequest(
-            client: (0..<16).map { UInt8(truncatingIfNeeded: client &* 17 &+ $0) }, sequence: sequence,
-            operation: (value % 3 == 0 ? operation : put).encoded)
+            publicKey: (0..<32).map { UInt8(truncatingIfNeeded: client &* 17 &+ $0) }, sequence: sequence,
+            operation: (value % 3 == 0 ? operation : put).encoded, signature: [UInt8](repeating: 0, count: 64))
     }
 
     /// SplitMix64: a seeded generator, so a failure replays.

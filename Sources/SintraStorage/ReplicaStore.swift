@@ -1,0 +1,395 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// A replica's durable state in one SQLite database (docs/DURABILITY.md): the delivered log (round → the
+/// batch atomic broadcast delivered in it), the latest snapshot of the application, and the send horizon
+/// (the highest round for which this replica may have sent a protocol message).
+///
+/// Durability rule: `commit` returns only after the transaction is on disk (WAL mode, `synchronous=FULL`,
+/// so the WAL is fsynced at every commit). The replica commits each delivered batch before it executes it,
+/// replies, or sends anything that followed from it, so no acknowledged request can be lost by a crash,
+/// and after a restart the log says how far the replica got.
+///
+/// Every row carries a SHA-256 checksum over its identity (kind, round) and content: SQLite's
+/// `quick_check` finds broken pages and b-trees, not a flipped bit inside a blob, and a replica must not
+/// run on state it cannot trust. A header row binds the file to one cluster and member.
+///
+/// Not thread-safe by design: one `ReplicaNode` actor owns it and calls it serially. `@unchecked Sendable`
+/// because it moves into that actor once; GRDB's `DatabaseQueue` serializes access anyway.
+public final class ReplicaStore: @unchecked Sendable {
+    /// Who a database belongs to. A replica refuses a file of another cluster or member: running on it
+    /// would replay someone else's history as its own.
+    public struct Owner: Sendable, Equatable, CustomStringConvertible {
+        public let clusterIdentifier: [UInt8]
+        public let member: Int
+
+        public init(clusterIdentifier: [UInt8], member: Int) {
+            self.clusterIdentifier = clusterIdentifier
+            self.member = member
+        }
+
+        public var description: String {
+            "member \(member) of cluster \(clusterIdentifier.map { String(format: "%02x", $0) }.joined())"
+        }
+    }
+
+    /// One delivered round.
+    public struct LogEntry: Sendable, Equatable {
+        public let round: UInt64
+        public let batch: [UInt8]
+
+        public init(round: UInt64, batch: [UInt8]) {
+            self.round = round
+            self.batch = batch
+        }
+    }
+
+    /// The application state after `round` was executed.
+    public struct Snapshot: Sendable, Equatable {
+        public let round: UInt64
+        public let state: [UInt8]
+
+        public init(round: UInt64, state: [UInt8]) {
+            self.round = round
+            self.state = state
+        }
+    }
+
+    /// What a restarting replica needs: the latest snapshot, every logged round after it (and the rounds
+    /// kept before it for deduplication), in increasing order, and the send horizon.
+    public struct Recovery: Sendable, Equatable {
+        public let snapshot: Snapshot?
+        public let log: [LogEntry]
+        public let sendHorizon: UInt64
+
+        /// The last delivered round (0 if none).
+        public var lastRound: UInt64 { log.last?.round ?? snapshot?.round ?? 0 }
+    }
+
+    /// The schema version this build writes. Migrations are registered in `migrator`; a file migrated by
+    /// a newer build is refused (`newerSchema`), never downgraded.
+    public static let schemaVersion = 1
+
+    public let path: String
+    public let owner: Owner
+    private let queue: DatabaseQueue
+    /// The send horizon on disk, cached so that a commit that does not raise it skips the write.
+    public private(set) var sendHorizon: UInt64
+    public private(set) var lastRound: UInt64
+
+    /// Opens (creating if absent) the database at `path` for `owner`.
+    ///
+    /// Runs `PRAGMA quick_check` and reads the header and every checksum before returning, so that a
+    /// truncated or corrupted file, a file of another replica, or one from a newer build is a typed
+    /// `StoreError` at start instead of a crash or silent divergence later.
+    public static func open(path: String, owner: Owner) throws(StoreError) -> ReplicaStore {
+        let existed = FileManager.default.fileExists(atPath: path)
+        var configuration = Configuration()
+        configuration.journalMode = .wal
+        configuration.label = "sintra.store"
+        // FULL: in WAL mode the WAL is fsynced at every commit, so a committed batch survives power loss,
+        // not only a process crash (NORMAL would lose the last commits on power loss).
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw classify(error, path: path, while: "opening")
+        }
+        do {
+            let store = try ReplicaStore(path: path, owner: owner, queue: queue, existed: existed)
+            return store
+        } catch let error as StoreError {
+            try? queue.close()
+            throw error
+        } catch {
+            try? queue.close()
+            throw classify(error, path: path, while: "checking")
+        }
+    }
+
+    private init(path: String, owner: Owner, queue: DatabaseQueue, existed: Bool) throws {
+        self.path = path
+        self.owner = owner
+        self.queue = queue
+        // quick_check reads every page and b-tree (O(size), without the index cross-checks of
+        // integrity_check): a truncated or overwritten file fails here.
+        try queue.read { db in
+            let problems = try String.fetchAll(db, sql: "PRAGMA quick_check")
+            guard problems == ["ok"] else {
+                throw StoreError.corrupted(path: path, detail: problems.prefix(3).joined(separator: "; "))
+            }
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+            if existed, !tables.isEmpty, !tables.contains("grdb_migrations") {
+                throw StoreError.notAReplicaStore(path: path)
+            }
+            if try ReplicaStore.migrator.hasBeenSuperseded(db) {
+                throw StoreError.newerSchema(path: path, known: ReplicaStore.schemaVersion)
+            }
+        }
+        try ReplicaStore.migrator.migrate(queue)
+        let (horizon, last) = try queue.write { db throws -> (UInt64, UInt64) in
+            try ReplicaStore.checkHeader(db, owner: owner, path: path)
+            try ReplicaStore.verifyChecksums(db, path: path)
+            let horizon = try UInt64.fetchOne(db, sql: "SELECT sendHorizon FROM progress WHERE id = 1") ?? 0
+            let last = try UInt64.fetchOne(db, sql: "SELECT MAX(round) FROM delivered")
+            let snapshotRound = try UInt64.fetchOne(db, sql: "SELECT MAX(round) FROM snapshot")
+            return (horizon, max(last ?? 0, snapshotRound ?? 0))
+        }
+        sendHorizon = horizon
+        lastRound = last
+    }
+
+    /// Closes the database (the WAL is checkpointed into the main file).
+    public func close() {
+        try? queue.close()
+    }
+
+    // MARK: Writing
+
+    /// Appends delivered rounds and raises the send horizon to at least `sendHorizon`, in one transaction
+    /// that is on disk when this returns (group commit: a call may carry several rounds).
+    ///
+    /// Rounds must continue the log without gaps or repeats: anything else is a bug in the caller and is
+    /// refused (`outOfOrder`) before anything is written.
+    public func commit(_ entries: [LogEntry], sendHorizon: UInt64) throws(StoreError) {
+        var expected = lastRound + 1
+        for entry in entries {
+            guard entry.round == expected else {
+                throw StoreError.outOfOrder(expected: expected, got: entry.round)
+            }
+            expected += 1
+        }
+        let horizon = max(self.sendHorizon, sendHorizon)
+        guard !entries.isEmpty || horizon > self.sendHorizon else { return }
+        do {
+            try queue.write { db in
+                for entry in entries {
+                    try db.execute(
+                        sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
+                        arguments: [
+                            Int64(entry.round), Data(entry.batch),
+                            Data(ReplicaStore.checksum(kind: "delivered", round: entry.round, entry.batch)),
+                        ])
+                }
+                if horizon > self.sendHorizon {
+                    try db.execute(sql: "UPDATE progress SET sendHorizon = ? WHERE id = 1", arguments: [Int64(horizon)])
+                }
+            }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "committing")
+        }
+        lastRound = expected - 1
+        self.sendHorizon = horizon
+    }
+
+    /// Replaces the snapshot with `snapshot` and deletes the log rounds at or below
+    /// `snapshot.round - keepRounds` (they are in the snapshot; the last `keepRounds` stay for the
+    /// protocol's deduplication memory), in one transaction.
+    public func saveSnapshot(_ snapshot: Snapshot, keepRounds: UInt64) throws(StoreError) {
+        guard snapshot.round <= lastRound else {
+            throw StoreError.outOfOrder(expected: lastRound, got: snapshot.round)
+        }
+        do {
+            try queue.write { db in
+                try db.execute(sql: "DELETE FROM snapshot")
+                try db.execute(
+                    sql: "INSERT INTO snapshot (round, state, checksum) VALUES (?, ?, ?)",
+                    arguments: [
+                        Int64(snapshot.round), Data(snapshot.state),
+                        Data(ReplicaStore.checksum(kind: "snapshot", round: snapshot.round, snapshot.state)),
+                    ])
+                if snapshot.round > keepRounds {
+                    try db.execute(
+                        sql: "DELETE FROM delivered WHERE round <= ?", arguments: [Int64(snapshot.round - keepRounds)])
+                }
+            }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "saving a snapshot")
+        }
+    }
+
+    // MARK: Reading
+
+    /// The snapshot, the log, and the send horizon, each row's checksum verified.
+    public func recover() throws(StoreError) -> Recovery {
+        do {
+            return try queue.read { db in
+                var snapshot: Snapshot?
+                if let row = try Row.fetchOne(db, sql: "SELECT round, state, checksum FROM snapshot ORDER BY round DESC LIMIT 1") {
+                    let round = try ReplicaStore.round(row, path: path)
+                    let state = try ReplicaStore.verified(row, kind: "snapshot", round: round, column: "state", path: path)
+                    snapshot = Snapshot(round: round, state: state)
+                }
+                var log = [LogEntry]()
+                let rows = try Row.fetchCursor(db, sql: "SELECT round, batch, checksum FROM delivered ORDER BY round")
+                while let row = try rows.next() {
+                    let round = try ReplicaStore.round(row, path: path)
+                    if let previous = log.last, previous.round + 1 != round {
+                        throw StoreError.corrupted(path: path, detail: "log jumps from round \(previous.round) to \(round)")
+                    }
+                    log.append(LogEntry(
+                        round: round, batch: try ReplicaStore.verified(row, kind: "delivered", round: round, column: "batch", path: path)))
+                }
+                if let snapshot, let first = log.first, first.round > snapshot.round + 1 {
+                    throw StoreError.corrupted(
+                        path: path, detail: "log starts at round \(first.round), after the snapshot of round \(snapshot.round)")
+                }
+                if snapshot == nil, let first = log.first, first.round != 1 {
+                    throw StoreError.corrupted(path: path, detail: "log starts at round \(first.round) without a snapshot")
+                }
+                let horizon = try UInt64.fetchOne(db, sql: "SELECT sendHorizon FROM progress WHERE id = 1") ?? 0
+                return Recovery(snapshot: snapshot, log: log, sendHorizon: horizon)
+            }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "recovering")
+        }
+    }
+
+    /// Sizes for logs and benchmarks: rows in the log, bytes of the snapshot.
+    public func sizes() -> (logRounds: Int, snapshotBytes: Int) {
+        (try? queue.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivered") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(state)), 0) FROM snapshot") ?? 0
+            )
+        }) ?? (0, 0)
+    }
+
+    // MARK: Schema
+
+    /// Versioned schema. Add a migration for every change; never edit a shipped one (the file of a
+    /// running replica was made by it).
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE header (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        cluster BLOB NOT NULL,
+                        member INTEGER NOT NULL,
+                        schemaVersion INTEGER NOT NULL
+                    );
+                    CREATE TABLE progress (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        sendHorizon INTEGER NOT NULL
+                    );
+                    CREATE TABLE delivered (
+                        round INTEGER PRIMARY KEY,
+                        batch BLOB NOT NULL,
+                        checksum BLOB NOT NULL
+                    );
+                    CREATE TABLE snapshot (
+                        round INTEGER PRIMARY KEY,
+                        state BLOB NOT NULL,
+                        checksum BLOB NOT NULL
+                    );
+                    INSERT INTO progress (id, sendHorizon) VALUES (1, 0);
+                    """)
+        }
+        return migrator
+    }
+
+    private static func checkHeader(_ db: Database, owner: Owner, path: String) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT cluster, member, schemaVersion FROM header WHERE id = 1") else {
+            try db.execute(
+                sql: "INSERT INTO header (id, cluster, member, schemaVersion) VALUES (1, ?, ?, ?)",
+                arguments: [Data(owner.clusterIdentifier), owner.member, schemaVersion])
+            return
+        }
+        let cluster: Data? = row["cluster"]
+        let member: Int? = row["member"]
+        guard let cluster, let member else {
+            throw StoreError.corrupted(path: path, detail: "header row has no cluster or member")
+        }
+        let found = Owner(clusterIdentifier: Array(cluster), member: member)
+        guard found == owner else { throw StoreError.foreignDatabase(path: path, expected: owner, found: found) }
+    }
+
+    /// Reads every row once at open: a flipped bit anywhere is found before the replica starts.
+    private static func verifyChecksums(_ db: Database, path: String) throws {
+        for (table, column) in [("delivered", "batch"), ("snapshot", "state")] {
+            let rows = try Row.fetchCursor(db, sql: "SELECT round, \(column), checksum FROM \(table)")
+            while let row = try rows.next() {
+                _ = try verified(row, kind: table, round: try round(row, path: path), column: column, path: path)
+            }
+        }
+    }
+
+    private static func round(_ row: Row, path: String) throws -> UInt64 {
+        let value: Int64? = row["round"]
+        guard let value, value > 0 else { throw StoreError.corrupted(path: path, detail: "a row has no valid round") }
+        return UInt64(value)
+    }
+
+    private static func verified(_ row: Row, kind: String, round: UInt64, column: String, path: String) throws -> [UInt8] {
+        let content: Data? = row[column]
+        let stored: Data? = row["checksum"]
+        guard let content, let stored, Array(stored) == checksum(kind: kind, round: round, Array(content)) else {
+            throw StoreError.corrupted(path: path, detail: "checksum mismatch in \(kind) round \(round)")
+        }
+        return Array(content)
+    }
+
+    /// SHA-256 over the row's kind, round, and content: a row moved to another round or table fails too.
+    static func checksum(kind: String, round: UInt64, _ content: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: Array("sintra-store/\(kind)/".utf8))
+        withUnsafeBytes(of: round.bigEndian) { hasher.update(bufferPointer: $0) }
+        hasher.update(data: content)
+        return Array(hasher.finalize())
+    }
+
+    /// Maps SQLite's failures to the store's typed errors: SQLITE_CORRUPT and SQLITE_NOTADB mean the file
+    /// is damaged or not a database; everything else is an I/O failure with SQLite's message.
+    static func classify(_ error: any Error, path: String, while action: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                return .corrupted(path: path, detail: error.message ?? "\(error.resultCode)")
+            default:
+                return .io(path: path, action: action, detail: error.description)
+            }
+        }
+        return .io(path: path, action: action, detail: "\(error)")
+    }
+}
+
+/// Why a replica store cannot be used. Every case names the file: the operator decides whether to restore
+/// it, delete it, or (later, issue 6) re-seed the replica from its peers.
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    /// SQLite found damage (truncation, overwritten pages), or a row failed its checksum.
+    case corrupted(path: String, detail: String)
+    /// The file belongs to another cluster or member.
+    case foreignDatabase(path: String, expected: ReplicaStore.Owner, found: ReplicaStore.Owner)
+    /// The file is a SQLite database, but not one this program made.
+    case notAReplicaStore(path: String)
+    /// The file was migrated by a newer build.
+    case newerSchema(path: String, known: Int)
+    /// The caller tried to write rounds that do not continue the log.
+    case outOfOrder(expected: UInt64, got: UInt64)
+    /// Opening, reading, or writing failed (permissions, disk full, I/O error).
+    case io(path: String, action: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .corrupted(let path, let detail):
+            "replica store \(path) is corrupted (\(detail)); restore it from a backup or delete it and re-seed the replica"
+        case .foreignDatabase(let path, let expected, let found):
+            "replica store \(path) belongs to \(found), not to \(expected)"
+        case .notAReplicaStore(let path):
+            "\(path) is a SQLite database but not a Sintra replica store"
+        case .newerSchema(let path, let known):
+            "replica store \(path) has a newer schema than this build knows (version \(known))"
+        case .outOfOrder(let expected, let got):
+            "replica store: round \(got) written where round \(expected) was expected"
+        case .io(let path, let action, let detail):
+            "replica store \(path): \(action) failed: \(detail)"
+        }
+    }
+}

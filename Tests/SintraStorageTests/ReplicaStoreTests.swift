@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import SintraStorage
+
+/// The replica store on real SQLite files in a temporary folder.
+@Suite struct ReplicaStoreTests {
+    static let owner = ReplicaStore.Owner(clusterIdentifier: Array(repeating: 7, count: 16), member: 2)
+
+    /// A fresh folder per test, removed at the end.
+    final class Folder {
+        let url: URL
+        init() throws {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("sintra-store-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        }
+        func path(_ name: String = "replica.sqlite") -> String { url.appendingPathComponent(name).path }
+        deinit { try? FileManager.default.removeItem(at: url) }
+    }
+
+    static func entry(_ round: UInt64, bytes: Int = 100) -> ReplicaStore.LogEntry {
+        ReplicaStore.LogEntry(round: round, batch: (0..<bytes).map { UInt8(truncatingIfNeeded: Int(round) &* 31 &+ $0) })
+    }
+
+    static func flipped(_ bytes: [UInt8], bit: Int) -> [UInt8] {
+        var bytes = bytes
+        bytes[bit / 8] ^= 1 << UInt8(bit % 8)
+        return bytes
+    }
+
+    static func expectError(_ expected: (StoreError) -> Bool, _ body: () throws(StoreError) -> Void) {
+        do {
+            try body()
+            Issue.record("expected a StoreError")
+        } catch {
+            #expect(expected(error), "got \(error)")
+        }
+    }
+
+    @Test func logSnapshotAndHorizonSurviveReopening() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        #expect(store.lastRound == 0 && store.sendHorizon == 0)
+        try store.commit([Self.entry(1), Self.entry(2)], sendHorizon: 6)
+        try store.commit([Self.entry(3)], sendHorizon: 7)
+        try store.saveSnapshot(ReplicaStore.Snapshot(round: 3, state: [1, 2, 3]), keepRounds: 1)
+        try store.commit([Self.entry(4)], sendHorizon: 5)  // a lower horizon never lowers it
+        store.close()
+
+        let reopened = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        let recovery = try reopened.recover()
+        #expect(recovery.snapshot == ReplicaStore.Snapshot(round: 3, state: [1, 2, 3]))
+        // Rounds 1 and 2 are at or below 3 - keepRounds: pruned with the snapshot.
+        #expect(recovery.log == [Self.entry(3), Self.entry(4)])
+        #expect(recovery.sendHorizon == 7)
+        #expect(recovery.lastRound == 4)
+        #expect(reopened.lastRound == 4)
+        reopened.close()
+    }
+
+    @Test func roundsThatDoNotContinueTheLogAreRefused() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        try store.commit([Self.entry(1)], sendHorizon: 1)
+        Self.expectError({ $0 == .outOfOrder(expected: 2, got: 3) }) { () throws(StoreError) in
+            try store.commit([Self.entry(3)], sendHorizon: 9)
+        }
+        Self.expectError({ $0 == .outOfOrder(expected: 2, got: 1) }) { () throws(StoreError) in
+            try store.commit([Self.entry(1)], sendHorizon: 9)
+        }
+        // Nothing of a refused commit was written, the horizon included.
+        #expect(try store.recover() == ReplicaStore.Recovery(snapshot: nil, log: [Self.entry(1)], sendHorizon: 1))
+        store.close()
+    }
+
+    @Test func aDatabaseOfAnotherMemberOrClusterIsRefused() throws {
+        let folder = try Folder()
+        try ReplicaStore.open(path: folder.path(), owner: Self.owner).close()
+        let otherMember = ReplicaStore.Owner(clusterIdentifier: Self.owner.clusterIdentifier, member: 3)
+        Self.expectError({ $0 == .foreignDatabase(path: folder.path(), expected: otherMember, found: Self.owner) }) {
+            () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: otherMember)
+        }
+        let otherCluster = ReplicaStore.Owner(clusterIdentifier: Array(repeating: 8, count: 16), member: 2)
+        Self.expectError({ if case .foreignDatabase = $0 { true } else { false } }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: otherCluster)
+        }
+        // The right owner still opens it.
+        try ReplicaStore.open(path: folder.path(), owner: Self.owner).close()
+    }
+
+    @Test func aFlippedBitInARowIsFoundAtOpen() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        try store.commit((1...3).map { Self.entry($0) }, sendHorizon: 4)
+        store.close()
+        // Change one byte of round 2's batch behind the store's back, as a bad disk would: SQLite sees a
+        // valid page, only the checksum can tell.
+        let queue = try DatabaseQueue(path: folder.path())
+        try queue.write { db in
+            try db.execute(sql: "UPDATE delivered SET batch = ? WHERE round = 2", arguments: [Data(Self.flipped(Self.entry(2).batch, bit: 13))])
+        }
+        try queue.close()
+        Self.expectError({ $0 == .corrupted(path: folder.path(), detail: "checksum mismatch in delivered round 2") }) {
+            () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        }
+    }
+
+    @Test func aTruncatedFileIsRefused() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        try store.commit((1...40).map { Self.entry($0, bytes: 3000) }, sendHorizon: 44)
+        store.close()
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: folder.path())[.size] as? Int)
+        #expect(size > 100_000)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder.path()))
+        try handle.truncate(atOffset: UInt64(size / 2))
+        try handle.close()
+        Self.expectError({ if case .corrupted = $0 { true } else { false } }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        }
+    }
+
+    @Test func overwrittenPagesAreRefused() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        try store.commit((1...40).map { Self.entry($0, bytes: 3000) }, sendHorizon: 44)
+        store.close()
+        // Zero a stretch in the middle of the file: b-tree pages lose their headers.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder.path()))
+        try handle.seek(toOffset: 4096 * 3)
+        handle.write(Data(repeating: 0xA5, count: 4096 * 4))
+        try handle.close()
+        Self.expectError({ if case .corrupted = $0 { true } else { false } }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        }
+    }
+
+    @Test func aFileThatIsNotADatabaseIsRefused() throws {
+        let folder = try Folder()
+        try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: folder.path()))
+        Self.expectError({ if case .corrupted = $0 { true } else { false } }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        }
+        // Another program's SQLite database is refused too, and left untouched.
+        let queue = try DatabaseQueue(path: folder.path("other.sqlite"))
+        try queue.write { db in try db.execute(sql: "CREATE TABLE accounts (id INTEGER PRIMARY KEY)") }
+        try queue.close()
+        Self.expectError({ $0 == .notAReplicaStore(path: folder.path("other.sqlite")) }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path("other.sqlite"), owner: Self.owner)
+        }
+    }
+
+    @Test func aDatabaseFromANewerBuildIsRefused() throws {
+        let folder = try Folder()
+        try ReplicaStore.open(path: folder.path(), owner: Self.owner).close()
+        let queue = try DatabaseQueue(path: folder.path())
+        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99')") }
+        try queue.close()
+        Self.expectError({ $0 == .newerSchema(path: folder.path(), known: ReplicaStore.schemaVersion) }) {
+            () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner)
+        }
+    }
+
+    /// A crash in the middle of a transaction: the files as the crash leaves them (copied while a large
+    /// transaction is open and has already spilled uncommitted pages into the WAL) open to exactly the
+    /// committed state, and the store goes on from there.
+    @Test func aCrashDuringATransactionLosesOnlyThatTransaction() throws {
+        let folder = try Folder()
+        let path = folder.path()
+        let store = try ReplicaStore.open(path: path, owner: Self.owner)
+        try store.commit((1...5).map { Self.entry($0) }, sendHorizon: 9)
+        let walBefore = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+
+        let crashed = folder.path("crashed.sqlite")
+        let writer = try DatabaseQueue(path: path)
+        try writer.inTransaction { db in
+            // About 16 MiB, far over SQLite's default 2 MiB page cache: pages spill to the WAL uncommitted.
+            for round in 6...(6 + 255) {
+                try db.execute(
+                    sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
+                    arguments: [round, Data(repeating: 1, count: 64 << 10), Data(repeating: 0, count: 32)])
+            }
+            let walDuring = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+            #expect(walDuring > walBefore + (4 << 20), "the open transaction wrote uncommitted frames")
+            try FileManager.default.copyItem(atPath: path, toPath: crashed)
+            try FileManager.default.copyItem(atPath: path + "-wal", toPath: crashed + "-wal")
+            return .rollback
+        }
+        try writer.close()
+        store.close()
+
+        let recovered = try ReplicaStore.open(path: crashed, owner: Self.owner)
+        #expect(recovered.lastRound == 5)
+        #expect(try recovered.recover() == ReplicaStore.Recovery(snapshot: nil, log: (1...5).map { Self.entry($0) }, sendHorizon: 9))
+        try recovered.commit([Self.entry(6)], sendHorizon: 10)
+        recovered.close()
+        #expect(try ReplicaStore.open(path: crashed, owner: Self.owner).recover().lastRound == 6)
+    }
+
+    /// A crash while the WAL was being written: the last commit's frames are torn, so that commit is lost
+    /// and the one before it stands.
+    @Test func aTornWriteOfTheLastCommitLosesOnlyThatCommit() throws {
+        let folder = try Folder()
+        let path = folder.path()
+        let store = try ReplicaStore.open(path: path, owner: Self.owner)
+        try store.commit((1...5).map { Self.entry($0) }, sendHorizon: 9)
+        try store.commit([Self.entry(6, bytes: 2000)], sendHorizon: 10)
+        let crashed = folder.path("crashed.sqlite")
+        try FileManager.default.copyItem(atPath: path, toPath: crashed)
+        try FileManager.default.copyItem(atPath: path + "-wal", toPath: crashed + "-wal")
+        store.close()
+        let wal = try #require(try FileManager.default.attributesOfItem(atPath: crashed + "-wal")[.size] as? Int)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: crashed + "-wal"))
+        try handle.truncate(atOffset: UInt64(wal - 100))
+        try handle.close()
+
+        let recovered = try ReplicaStore.open(path: crashed, owner: Self.owner)
+        let recovery = try recovered.recover()
+        #expect(recovery.lastRound == 5)
+        #expect(recovery.sendHorizon == 9)
+        recovered.close()
+    }
+}
