@@ -65,7 +65,9 @@ final class ProcessCluster: @unchecked Sendable {
             "--metrics-port", "\(metricsPorts[id - 1])", "--log-level", "notice",
         ]
         let log = folder + "/replica-\(id).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        if !FileManager.default.fileExists(atPath: log) {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         process.standardOutput = handle
@@ -245,4 +247,17 @@ func scrapeMetrics(port: Int) async throws -> [String: Double] {
         }
         return samples
     }.value
+}
+
+/// Scrapes until `condition` holds or `seconds` pass; returns the last scrape.
+func scrapeMetrics(port: Int, within seconds: Double, until condition: ([String: Double]) -> Bool) async throws
+    -> [String: Double]
+{
+    let deadline = Date().addingTimeInterval(seconds)
+    var samples = try await scrapeMetrics(port: port)
+    while !condition(samples), Date() < deadline {
+        try await Task.sleep(for: .milliseconds(100))
+        samples = try await scrapeMetrics(port: port)
+    }
+    return samples
 }
