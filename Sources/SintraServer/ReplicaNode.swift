@@ -129,7 +129,7 @@ public actor ReplicaNode {
         var logger = options.logger
         logger[metadataKey: "member"] = "\(secrets.index)"
         self.logger = logger
-        if let recovered {
+        if let recovered, recovered.resumption.nextRound > 1 || recovered.resumption.sendHorizon > 0 {
             snapshotRound = recovered.snapshotRound
             statistics.replayedRounds = recovered.replayedRounds
             logger.info(
@@ -244,7 +244,7 @@ public actor ReplicaNode {
     /// and executes the batches in order. Persisting first is what makes a restart safe: a reply or a
     /// message never gets ahead of the disk.
     private func perform(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) {
-        guard persist(effects.outputs) else { return }
+        guard persist(effects) else { return }
         for outgoing in effects.messages {
             let frame = Frame(
                 clusterIdentifier: configuration.clusterIdentifier, sender: member, path: ReplicaNode.path,
@@ -267,18 +267,20 @@ public actor ReplicaNode {
         if let last = effects.outputs.last { snapshotIfDue(after: last.round) }
     }
 
-    /// One transaction for all of `batches` (group commit) that also raises the send horizon to the
-    /// highest round the instance may now send a message for: its current round plus the window of future
-    /// rounds whose agreements it joins (AtomicBroadcast.Instance.handle). Returns false, and stops the
-    /// node, if the store failed.
-    private func persist(_ batches: [AtomicBroadcast.Batch]) -> Bool {
+    /// One transaction for all delivered batches (group commit) that also raises the send horizon to the
+    /// highest round of a binding message about to be sent (a queue or an agreement message,
+    /// `AtomicBroadcast.bindingRound(of:)`). Usually the horizon rises with a batch: the queue of round
+    /// r + 1 goes out in the same effects that deliver round r. An idle replica has sent nothing for the
+    /// next round, so after a restart it is silent in no round. Returns false, and stops the node, if the
+    /// store failed.
+    private func persist(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) -> Bool {
         guard storageFailure == nil else { return false }
         guard let store else { return true }
-        let horizon = instance.round + instance.limits.futureRoundWindow
-        guard !batches.isEmpty || horizon > store.sendHorizon else { return true }
+        let horizon = effects.messages.compactMap { AtomicBroadcast.bindingRound(of: $0.message) }.max() ?? 0
+        guard !effects.outputs.isEmpty || horizon > store.sendHorizon else { return true }
         do {
             try store.commit(
-                batches.map { ReplicaStore.LogEntry(round: $0.round, batch: ReplicaNode.encode($0.requests)) },
+                effects.outputs.map { ReplicaStore.LogEntry(round: $0.round, batch: ReplicaNode.encode($0.requests)) },
                 sendHorizon: horizon)
             return true
         } catch {

@@ -138,6 +138,17 @@ public enum AtomicBroadcast {
         }
     }
 
+    /// The round this message binds its sender in: a signed queue or a validated-agreement message of
+    /// round r can be contradicted by a different one for the same round, so a party that may have sent
+    /// one must remember it across a restart (docs/DURABILITY.md, the send horizon). Catch-up requests and
+    /// answers carry no choice of the sender (an answer is a decided vector), so they bind nothing: nil.
+    public static func bindingRound(of message: Message) -> UInt64? {
+        switch message {
+        case .queue(let round, _), .agreement(let round, _): round
+        case .catchUpRequest, .catchUpResponse: nil
+        }
+    }
+
     package static func encodeRequests(_ requests: [[UInt8]]) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(UInt32(requests.count))

@@ -54,8 +54,9 @@ extension AtomicBroadcast {
 
         /// Where a restarted party resumes (docs/DURABILITY.md): the first round it has not delivered, the
         /// batches it delivered in the rounds before (the last `deliveredMemoryRounds` of them are enough,
-        /// for deduplication), and its persisted send horizon, the highest round it may have sent a
-        /// message for. Rounds up to the horizon are silent (`silentThrough`).
+        /// for deduplication), and its persisted send horizon, the highest round it may have sent a binding
+        /// message for (`AtomicBroadcast.bindingRound(of:)`). Rounds up to the horizon are silent
+        /// (`silentThrough`); a horizon below `nextRound` leaves none.
         public struct Resumption: Sendable {
             public var nextRound: UInt64
             public var recentBatches: [Batch]
