@@ -10,8 +10,8 @@ import Testing
 @Suite struct KeyValueSimulationTests {
     typealias Operation = KeyValueStore.Operation
 
-    /// (n, t, first seed, seeds per adversary): 238 runs. One request per honest client keeps runs short
-    /// (about 165 ms of CPU at n = 4 in a debug build, 600 ms at n = 7).
+    /// (n, t, first seed, seeds per adversary): 255 runs (forge-client included). One request per honest
+    /// client keeps runs short (about 165 ms of CPU at n = 4 in a debug build, 600 ms at n = 7).
     static let cases: [(Int, Int, UInt64, Int)] = [(4, 1, 60_000, 8), (4, 1, 60_008, 8), (7, 2, 67_000, 1)]
 
     @Test(arguments: cases)
