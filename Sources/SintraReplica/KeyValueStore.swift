@@ -9,6 +9,10 @@ public struct KeyValueStore: StateMachine {
     public static let keyBytesMax = 1024
     public static let valueBytesMax = 64 << 10
     public static let scanCountMax = 1000
+    /// Encoded bytes of a scan's entries (each key and value with their 4-byte lengths). A scan returns
+    /// fewer entries than asked once the next one would pass this, so that its reply always fits one client
+    /// record (`ClientPorts.recordBytesMax`, 1 MiB + 256) with its framing; 1,000 values of 64 KiB would not.
+    public static let scanBytesMax = (1 << 20) - 1024
 
     /// Keys in increasing byte order, with their values.
     private var keys: [[UInt8]] = []
@@ -22,7 +26,9 @@ public struct KeyValueStore: StateMachine {
         case delete(key: [UInt8])
         /// Sets `new` if the current value equals `expected` (nil: the key must be absent).
         case compareAndSwap(key: [UInt8], expected: [UInt8]?, new: [UInt8])
-        /// Keys in [from, to), at most `limit` (capped at `scanCountMax`).
+        /// Keys in [from, to), at most `limit` (capped at `scanCountMax`) and at most `scanBytesMax` encoded
+        /// bytes of entries: a short result does not mean the range is exhausted; scan again from after the
+        /// last key returned.
         case scan(from: [UInt8], to: [UInt8], limit: Int)
 
         public var encoded: [UInt8] {
@@ -194,7 +200,10 @@ public struct KeyValueStore: StateMachine {
             var entries = [(key: [UInt8], value: [UInt8])]()
             var index = position(of: from).index
             let count = min(max(limit, 0), KeyValueStore.scanCountMax)
+            var bytes = 0
             while index < keys.count, entries.count < count, keys[index].lexicographicallyPrecedes(to) {
+                bytes += 8 + keys[index].count + values[index].count
+                guard bytes <= KeyValueStore.scanBytesMax else { break }
                 entries.append((keys[index], values[index]))
                 index += 1
             }

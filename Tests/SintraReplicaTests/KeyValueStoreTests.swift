@@ -27,6 +27,34 @@ import Testing
         #expect(store.count == 3)
     }
 
+    /// A scan over large values stops at `scanBytesMax`, so its reply fits one client record (1 MiB + 256
+    /// bytes, `ClientPorts.recordBytesMax`); scanning on from after the last key returns the rest.
+    @Test func scanResultsFitOneClientRecord() throws {
+        var store = KeyValueStore()
+        let value = [UInt8](repeating: 7, count: KeyValueStore.valueBytesMax)
+        for index in 0..<40 {
+            #expect(try run(&store, .put(key: [UInt8(index)], value: value)) == .ok)
+        }
+        var seen = 0
+        var from: [UInt8] = []
+        var scans = 0
+        while seen < 40 {
+            let result = store.apply(KeyValueStore.Operation.scan(from: from, to: [0xff], limit: 1000).encoded)
+            let reply = ClientReply(client: [UInt8](repeating: 1, count: 16), sequence: 1, result: result)
+            #expect(1 + reply.encoded.count <= (1 << 20) + 256)
+            guard case .entries(let entries) = try KeyValueStore.Result(encoded: result), let last = entries.last else {
+                Issue.record("a scan with entries left returned none")
+                return
+            }
+            #expect(entries.first?.key == [UInt8(seen)])
+            seen += entries.count
+            from = last.key + [0]
+            scans += 1
+        }
+        #expect(seen == 40)
+        #expect(scans == 3)
+    }
+
     @Test func malformedOperationsGetAnErrorReply() throws {
         var store = KeyValueStore()
         var random = SplitMix(seed: 4)
