@@ -87,9 +87,13 @@ import Testing
     @Test func fewerThanTPlusOneRepliesTimeOutWithAClearError() async throws {
         let service = try await Service()
         // Only one endpoint is reachable: t + 1 = 2 matching replies can never arrive.
-        let client = try service.client(endpoints: [service.endpoints[0]], timeoutSeconds: 1)
-        await #expect(throws: SintraClient.Failure.timeout(seconds: 1, replies: 1, needed: 2)) {
-            try await client.execute(.put(key: [1], value: [1]))
+        // On a loaded machine the one reply may not come within the timeout either: 0 or 1 replies.
+        let client = try service.client(endpoints: [service.endpoints[0]], timeoutSeconds: 2)
+        do {
+            _ = try await client.execute(.put(key: [1], value: [1]))
+            Issue.record("a result was accepted from one replica")
+        } catch SintraClient.Failure.timeout(let seconds, let replies, let needed) {
+            #expect(seconds == 2 && replies <= 1 && needed == 2)
         }
         await client.close()
         await service.shutdown()
