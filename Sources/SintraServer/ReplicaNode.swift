@@ -22,7 +22,8 @@ import SintraStorage
 ///   replica does alike, so states stay equal. A Byzantine replica can order anything from its own queue,
 ///   so requests this node did not verify at submission are verified here (`RequestAuthenticator`).
 ///
-/// Replies go to `replyHandler`, called on this actor in execution order.
+/// Replies go to `replyHandler`, called on this actor once per delivered batch with the batch's replies in
+/// execution order (one call per batch, so the listener writes and flushes each connection once per batch).
 ///
 /// With a `ReplicaStore` (`Options.store`) the node is durable (docs/DURABILITY.md): every delivered batch
 /// is committed to disk, together with the send horizon, before the node executes it, replies, or sends a
@@ -67,6 +68,9 @@ public actor ReplicaNode {
         public var executionVerifications = 0
         /// Batches delivered.
         public var batches = 0
+        /// Requests in the delivered batches (before deduplication by the executor): requests per batch is
+        /// this over `batches`.
+        public var deliveredRequests = 0
         /// Frames the network refused because a peer's send queue was full.
         public var refusedSends = 0
         /// Rounds restored from the store at start (replayed after its snapshot).
@@ -94,7 +98,7 @@ public actor ReplicaNode {
     private let wireLimits: WireLimits
     private let logger: Logger
     private var receiving: Task<Void, Never>?
-    private var replyHandler: (@Sendable (ClientReply) -> Void)?
+    private var replyHandler: (@Sendable ([ClientReply]) -> Void)?
     public private(set) var statistics = Statistics()
     /// SHA-256 chain over the executed requests in order: equal at two replicas iff they executed the same
     /// requests in the same order (with overwhelming probability).
@@ -142,8 +146,8 @@ public actor ReplicaNode {
         }
     }
 
-    /// Sets where replies go (called on this actor, in execution order).
-    public func setReplyHandler(_ handler: @escaping @Sendable (ClientReply) -> Void) {
+    /// Sets where replies go: called on this actor once per delivered batch, with its replies in execution order.
+    public func setReplyHandler(_ handler: @escaping @Sendable ([ClientReply]) -> Void) {
         replyHandler = handler
     }
 
@@ -307,11 +311,12 @@ public actor ReplicaNode {
 
     private func execute(_ batch: AtomicBroadcast.Batch) {
         statistics.batches += 1
+        statistics.deliveredRequests += batch.requests.count
         let outcome = execution.execute(batch.requests)
         statistics.malformedRequests += outcome.malformed
         statistics.unauthenticRequests += outcome.unauthentic
         statistics.executionVerifications += outcome.verifications
-        for reply in outcome.replies { replyHandler?(reply) }
+        if !outcome.replies.isEmpty { replyHandler?(outcome.replies) }
     }
 
     /// What executing ordered requests touches: the executor, the execution chain, and the authenticator.

@@ -44,37 +44,12 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let faulty = (replicas - 1) / 3
-        let folder = NSTemporaryDirectory() + "sintra-demo-\(UInt32.random(in: 0...UInt32.max))"
-        let basePort = Int.random(in: 20_000...40_000)
-        let keys = try KeyDealer.deal(replicas: replicas, faulty: faulty)
-        try KeyFolder.write(keys: keys, to: folder, host: "127.0.0.1", basePort: basePort, overwrite: false)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        print("Sintra demo: n = \(replicas) replicas on 127.0.0.1:\(basePort)…, tolerating t = \(faulty) Byzantine.")
-        print("Keys in \(folder); replica processes log to replica-I.log there.\n")
-
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var processes = [Process]()
-        for index in 1...replicas {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [
-                "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
-                "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", "warning",
-            ] + (inMemory ? ["--in-memory"] : [])
-            FileManager.default.createFile(atPath: folder + "/replica-\(index).log", contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: folder + "/replica-\(index).log")
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            processes.append(process)
-        }
-        defer {
-            for process in processes where process.isRunning { process.terminate() }
-            for process in processes { process.waitUntilExit() }
-        }
-        let cluster = try KeyFolder.loadCluster(KeyFolder.clusterPath(folder))
-        try await waitUntilServing(cluster)
+        let local = try LocalCluster(replicas: replicas, label: "demo", inMemory: inMemory)
+        defer { local.stop() }
+        let (faulty, cluster) = (local.faulty, local.configuration)
+        print("Sintra demo: n = \(replicas) replicas on 127.0.0.1:\(local.basePort)…, tolerating t = \(faulty) Byzantine.")
+        print("Keys in \(local.folder); replica processes log to replica-I.log there.\n")
+        try await local.waitUntilServing()
         print("\(replicas) replicas running; \(clients) clients writing \(payload)-byte values for \(duration) s.\n")
 
         let recorder = LatencyRecorder()
@@ -93,7 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             if !killedAlready, elapsed >= duration / 2 {
                 killedAlready = true
-                for index in killed { Darwinless.kill(processes[index - 1].processIdentifier) }
+                for index in killed { local.kill(index) }
                 print("\n  ✂ killed replica \(killed.map(String.init).joined(separator: ", ")) (SIGKILL) at "
                     + String(format: "%.1f s", elapsed) + "; the others go on.")
             }
@@ -114,15 +89,6 @@ struct DemoCommand: AsyncParsableCommand {
         print(String(format: "  latency             p50 %.1f ms, p99 %.1f ms", summary.p50, summary.p99))
         print("  replicas killed     \(killed.count) of \(replicas)")
         print("  requests lost       \(summary.failed)")
-    }
-
-    private func waitUntilServing(_ cluster: ClusterConfiguration) async throws {
-        let client = try SintraClient(configuration: cluster, timeoutSeconds: 2)
-        defer { Task { await client.close() } }
-        for _ in 0..<15 {
-            if (try? await client.execute(.put(key: Array("demo".utf8), value: []))) != nil { return }
-        }
-        throw ClientFailure(description: "the demo cluster did not start serving within 30 s")
     }
 
     private func runClient(_ number: Int, cluster: ClusterConfiguration, until deadline: UInt64, recorder: LatencyRecorder)
@@ -157,12 +123,5 @@ actor LatencyRecorder {
             sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
         }
         return (sorted.count, percentile(0.5), percentile(0.99), failed)
-    }
-}
-
-/// SIGKILL without importing Glibc into every file.
-enum Darwinless {
-    static func kill(_ pid: Int32) {
-        _ = Foundation.kill(pid, SIGKILL)
     }
 }

@@ -52,6 +52,9 @@ struct ReplicaCommand: AsyncParsableCommand {
         return try ReplicaStore.open(path: (folder as NSString).appendingPathComponent("store.sqlite"), owner: owner)
     }
 
+    @Option(name: .long, help: "Write the replica's statistics as JSON to this file every half second and at exit.")
+    var statsFile: String?
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -91,10 +94,21 @@ struct ReplicaCommand: AsyncParsableCommand {
             endpoint = started
         }
         logger.info("replica running", metadata: ["n": "\(cluster.replicas)", "t": "\(cluster.faulty)"])
+        let statistics = statsFile.map { path in
+            Task {
+                while !Task.isCancelled {
+                    await ReplicaStatisticsFile(node: node).write(to: path)
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+            }
+        }
 
         let signal = await Self.waitForTerminationSignal()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         await endpoint?.shutdown()
+        statistics?.cancel()
+        _ = await statistics?.value
+        if let statsFile { await ReplicaStatisticsFile(node: node).write(to: statsFile) }
         await listener.shutdown()
         let executed = await node.executedCount
         await node.shutdown()
@@ -135,5 +149,33 @@ private final class ResumeOnce: @unchecked Sendable {
         guard !done else { return false }
         done = true
         return true
+    }
+}
+
+/// What `sintra replica --stats-file` writes: the node's counters, for `sintra bench` and scripts.
+struct ReplicaStatisticsFile: Codable, Equatable {
+    var round: UInt64
+    var executed: UInt64
+    var batches: Int
+    var deliveredRequests: Int
+    var faults: Int
+    var malformedFrames: Int
+    var refusedSends: Int
+
+    init(node: ReplicaNode) async {
+        let statistics = await node.statistics
+        round = await node.round
+        executed = await node.executedCount
+        batches = statistics.batches
+        deliveredRequests = statistics.deliveredRequests
+        faults = statistics.faults
+        malformedFrames = statistics.malformedFrames
+        refusedSends = statistics.refusedSends
+    }
+
+    /// Writes atomically (a temporary file renamed over the old one), so a reader never sees half a file.
+    func write(to path: String) {
+        guard let data = try? JSONEncoder().encode(self) else { return }
+        try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }

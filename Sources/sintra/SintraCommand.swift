@@ -7,8 +7,8 @@ struct SintraCommand: AsyncParsableCommand {
         commandName: "sintra",
         abstract: "Intrusion-tolerant replication: n replicas, up to t < n/3 of them Byzantine, no timing assumptions.",
         subcommands: [
-            KeygenCommand.self, ReplicaCommand.self, ClientCommand.self, DemoCommand.self, CryptoDemoCommand.self,
-            CheckKeysCommand.self, StatusCommand.self,
+            KeygenCommand.self, ReplicaCommand.self, ClientCommand.self, DemoCommand.self, BenchCommand.self,
+            CryptoDemoCommand.self, CheckKeysCommand.self, StatusCommand.self,
             SimCommand.self,
         ]
     )

@@ -1,0 +1,249 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SintraCrypto
+import SintraNetwork
+import SintraReplica
+
+/// Many clients of a SintraKV cluster sharing one TLS connection per replica.
+///
+/// Each client (a "slot") is a real client as `SintraClient` is: its own Ed25519 key (`ClientKey`, which
+/// signs its requests and from which its identifier derives), its own sequence numbers, one request in
+/// flight at a time (closed loop), every request sent to every replica and its result accepted once t + 1
+/// replicas sent the same one (`ReplyCollector`). What the slots share is the transport: one TLS
+/// connection per replica and one event loop, so thousands of clients cost thousands of small records, not
+/// thousands of connections and threads. The replicas route each reply by client
+/// identifier (`ClientListener`), and a connection may carry many.
+///
+/// All state is confined to one event loop; replies are handled on it without hopping to another thread, and
+/// the writes of one loop tick are flushed once per connection.
+///
+/// A slot's request that has no accepted result after `timeoutSeconds` fails with `SintraClient.Failure.timeout`.
+/// A connection that drops is redialed by the periodic sweep; requests already sent keep waiting for the other
+/// replicas' replies.
+public final class ClientMultiplexer: @unchecked Sendable {
+    /// The most slots one multiplexer runs: each has a request in flight on every connection, and a replica
+    /// closes a connection with more than `ClientListener.Options.requestsInFlightMax` (1024) unanswered.
+    public static let slotsMax = 1000
+
+    private struct Slot {
+        let key: ClientKey
+        let client: [UInt8]
+        var sequence: UInt64 = 0
+        var collector: ReplyCollector?
+        var promise: EventLoopPromise<[UInt8]>?
+        var startedNanoseconds: UInt64 = 0
+    }
+
+    public let endpoints: [SintraClient.Endpoint]
+    public let faulty: Int
+    public let clusterIdentifier: [UInt8]
+    public let timeoutSeconds: Double
+    /// The loop all connections and slots live on.
+    public let eventLoop: EventLoop
+    private let ownedGroup: MultiThreadedEventLoopGroup?
+    private let sslContext: NIOSSLContext
+
+    // Confined to `eventLoop`.
+    private var slots: [Slot]
+    private var slotByClient: [[UInt8]: Int] = [:]
+    private var channels: [Int: Channel] = [:]
+    private var dialing: Set<Int> = []
+    private var flushScheduled = false
+    private var sweep: RepeatedTask?
+    private var closed = false
+
+    /// `slots` clients of the cluster reached through `endpoints`, on `eventLoop` (or a thread of its own).
+    public init(
+        endpoints: [SintraClient.Endpoint], faulty: Int, clusterIdentifier: [UInt8], slots: Int,
+        timeoutSeconds: Double = 10, eventLoop: EventLoop? = nil
+    ) throws {
+        precondition((1...ClientMultiplexer.slotsMax).contains(slots), "1…\(ClientMultiplexer.slotsMax) slots")
+        self.endpoints = endpoints
+        self.faulty = faulty
+        self.clusterIdentifier = clusterIdentifier
+        self.timeoutSeconds = timeoutSeconds
+        if let eventLoop {
+            self.eventLoop = eventLoop
+            ownedGroup = nil
+        } else {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            self.eventLoop = group.next()
+            ownedGroup = group
+        }
+        sslContext = try ClientPorts.clientContext()
+        self.slots = (0..<slots).map { _ in
+            let key = ClientKey.generate()
+            return Slot(key: key, client: key.client)
+        }
+        for (index, slot) in self.slots.enumerated() { slotByClient[slot.client] = index }
+    }
+
+    /// Slots of the cluster in `configuration` (cluster.json), dialing each member's client port.
+    public convenience init(
+        configuration: ClusterConfiguration, slots: Int, timeoutSeconds: Double = 10, eventLoop: EventLoop? = nil
+    ) throws {
+        try self.init(
+            endpoints: configuration.members.map {
+                SintraClient.Endpoint(
+                    member: $0.index, host: $0.host, port: ClientPorts.port(of: $0), identityKey: $0.identityKey)
+            },
+            faulty: configuration.faulty, clusterIdentifier: configuration.clusterIdentifier, slots: slots,
+            timeoutSeconds: timeoutSeconds, eventLoop: eventLoop)
+    }
+
+    /// The number of slots.
+    public var slotCount: Int { slots.count }
+
+    /// Dials every replica and waits for the attempts to finish; returns how many connections stand. The
+    /// sweep that times out requests and redials dropped connections starts here.
+    public func connect() async -> Int {
+        let attempts = try? await eventLoop.submit { () -> [EventLoopFuture<Void>] in
+            if self.sweep == nil {
+                self.sweep = self.eventLoop.scheduleRepeatedTask(
+                    initialDelay: .milliseconds(250), delay: .milliseconds(250)
+                ) { _ in self.sweepExpired() }
+            }
+            return self.connectMissing()
+        }.get()
+        for attempt in attempts ?? [] { try? await attempt.get() }
+        return (try? await eventLoop.submit { self.channels.count }.get()) ?? 0
+    }
+
+    /// Runs `operation` as slot `slot`'s next request; the future completes on `eventLoop` with the result
+    /// t + 1 replicas agree on, or fails with `SintraClient.Failure` (`.busy` if the slot has a request in
+    /// flight, `.timeout`).
+    public func execute(slot: Int, operation: [UInt8]) -> EventLoopFuture<[UInt8]> {
+        guard eventLoop.inEventLoop else {
+            return eventLoop.flatSubmit { self.execute(slot: slot, operation: operation) }
+        }
+        precondition(slots.indices.contains(slot), "slot \(slot) out of range")
+        guard slots[slot].promise == nil, !closed else {
+            return eventLoop.makeFailedFuture(SintraClient.Failure.busy)
+        }
+        slots[slot].sequence += 1
+        let request = slots[slot].key.request(
+            clusterIdentifier: clusterIdentifier, sequence: slots[slot].sequence, operation: operation)
+        let promise = eventLoop.makePromise(of: [UInt8].self)
+        slots[slot].collector = ReplyCollector(faulty: faulty, sequence: slots[slot].sequence)
+        slots[slot].promise = promise
+        slots[slot].startedNanoseconds = NIODeadline.now().uptimeNanoseconds
+        let encoded = ClientRecord.request(request).encoded
+        for channel in channels.values {
+            channel.write(ClientRecordDecoder.record(encoded, allocator: channel.allocator), promise: nil)
+        }
+        scheduleFlush()
+        return promise.futureResult
+    }
+
+    /// Fails the requests in flight, closes every connection and stops the loop if it is this multiplexer's.
+    public func close() async {
+        let closing = try? await eventLoop.submit { () -> [EventLoopFuture<Void>] in
+            self.closed = true
+            self.sweep?.cancel()
+            self.sweep = nil
+            for index in self.slots.indices { self.finish(index, .failure(SintraClient.Failure.busy)) }
+            let closing = self.channels.values.map { $0.close().recover { _ in } }
+            self.channels = [:]
+            return closing
+        }.get()
+        for future in closing ?? [] { try? await future.get() }
+        try? await ownedGroup?.shutdownGracefully()
+    }
+
+    // MARK: On the event loop
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        eventLoop.execute {
+            self.flushScheduled = false
+            for channel in self.channels.values { channel.flush() }
+        }
+    }
+
+    private func finish(_ index: Int, _ result: Result<[UInt8], Error>) {
+        guard let promise = slots[index].promise else { return }
+        slots[index].promise = nil
+        slots[index].collector = nil
+        promise.completeWith(result)
+    }
+
+    fileprivate func received(_ bytes: [UInt8], from member: Int) {
+        guard case .reply(let reply)? = try? ReplicaRecord(encoded: bytes), let index = slotByClient[reply.client],
+            var collector = slots[index].collector
+        else { return }
+        let accepted = collector.add(reply, from: member)
+        slots[index].collector = collector
+        if let accepted { finish(index, .success(accepted)) }
+    }
+
+    fileprivate func disconnected(_ member: Int, channel: Channel) {
+        if channels[member] === channel { channels[member] = nil }
+    }
+
+    private func sweepExpired() {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let limit = UInt64(timeoutSeconds * 1e9)
+        for index in slots.indices where slots[index].promise != nil && now - slots[index].startedNanoseconds > limit {
+            let replies = slots[index].collector?.replyCount ?? 0
+            let failure = SintraClient.Failure.timeout(seconds: timeoutSeconds, replies: replies, needed: faulty + 1)
+            finish(index, .failure(failure))
+        }
+        if !closed { _ = connectMissing() }
+    }
+
+    /// Dials the replicas without a connection or an attempt under way.
+    private func connectMissing() -> [EventLoopFuture<Void>] {
+        var attempts = [EventLoopFuture<Void>]()
+        for endpoint in endpoints where channels[endpoint.member] == nil && !dialing.contains(endpoint.member) {
+            let member = endpoint.member
+            dialing.insert(member)
+            let bootstrap = ClientBootstrap(group: eventLoop)
+                .connectTimeout(.seconds(1))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { [sslContext] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            try ClientPorts.clientHandler(context: sslContext, pinning: endpoint.identityKey),
+                            ByteToMessageHandler(ClientRecordDecoder()),
+                            MultiplexedReplyHandler(multiplexer: self, member: member))
+                    }
+                }
+            attempts.append(
+                bootstrap.connect(host: endpoint.host, port: endpoint.port).map { channel in
+                    self.dialing.remove(member)
+                    if self.closed { channel.close(promise: nil) } else { self.channels[member] = channel }
+                }.recover { _ in
+                    _ = self.dialing.remove(member)
+                })
+        }
+        return attempts
+    }
+}
+
+/// Hands every reply record of one replica's connection to the multiplexer, on the connection's loop.
+private final class MultiplexedReplyHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = [UInt8]
+
+    let multiplexer: ClientMultiplexer
+    let member: Int
+
+    init(multiplexer: ClientMultiplexer, member: Int) {
+        self.multiplexer = multiplexer
+        self.member = member
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        multiplexer.received(unwrapInboundIn(data), from: member)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        multiplexer.disconnected(member, channel: context.channel)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import SintraClient
+import SintraReplica
+
+/// `sintra bench`: a closed-loop load of many clients against a local cluster of replica processes, with
+/// throughput, latency percentiles, batch sizes and CPU per replica as text or JSON.
+///
+/// The clients are real clients (`ClientMultiplexer`): each has its own identifier and sequence numbers,
+/// sends every request to every replica over TLS and counts it answered only on t + 1 matching replies. They
+/// share one connection per replica per `ClientMultiplexer.slotsMax` clients, and one event loop thread.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure a local SintraKV cluster of replica processes under a closed-loop load of many clients.")
+
+    @Option(name: .long, help: "Number of replicas n (t is the largest value with n ≥ 3t + 1).")
+    var replicas: Int = 4
+
+    @Option(name: .long, help: "Concurrent closed-loop clients (one request in flight each).")
+    var clients: Int = 256
+
+    @Option(name: .long, help: "Seconds of measured load, after the warm-up.")
+    var duration: Double = 10
+
+    @Option(name: .long, help: "Seconds of load before measuring.")
+    var warmup: Double = 2
+
+    @Option(name: .long, help: "Bytes of each value written (every request is a put).")
+    var payload: Int = 64
+
+    @Option(name: .long, help: "Seconds a request may wait for t + 1 matching replies before it counts as lost.")
+    var timeout: Double = 30
+
+    @Flag(name: .long, help: "Run the replicas without durable state (to measure what durability costs).")
+    var inMemory = false
+
+    @Flag(name: .long, help: "Print the result as JSON instead of text.")
+    var json = false
+
+    static let clientsMax = 20_000
+
+    func validate() throws {
+        guard (4...16).contains(replicas) else { throw ValidationError("--replicas must be in 4…16") }
+        guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600]") }
+        guard warmup >= 0, warmup <= 600 else { throw ValidationError("--warmup must be in [0, 600]") }
+        guard (1...Self.clientsMax).contains(clients) else {
+            throw ValidationError("--clients must be in 1…\(Self.clientsMax)")
+        }
+        guard (0...KeyValueStore.valueBytesMax).contains(payload) else { throw ValidationError("--payload too large") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+
+    func run() async throws {
+        let local = try LocalCluster(replicas: replicas, label: "bench", inMemory: inMemory)
+        defer { local.stop() }
+        try await local.waitUntilServing()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        var multiplexers = [ClientMultiplexer]()
+        var remaining = clients
+        while remaining > 0 {
+            let slots = min(remaining, ClientMultiplexer.slotsMax)
+            multiplexers.append(
+                try ClientMultiplexer(
+                    configuration: local.configuration, slots: slots, timeoutSeconds: timeout, eventLoop: loop))
+            remaining -= slots
+        }
+        for multiplexer in multiplexers {
+            // A loaded machine may miss a connect timeout; `connect` dials only the replicas still missing.
+            var connected = 0
+            for _ in 0..<10 where connected < replicas {
+                connected = await multiplexer.connect()
+            }
+            guard connected == replicas else {
+                throw ClientFailure(
+                    description: "only \(connected) of \(replicas) replicas accepted client connections")
+            }
+        }
+        if !json {
+            print("sintra bench: n = \(replicas), t = \(local.faulty), \(clients) clients over \(multiplexers.count) "
+                + "connection(s) per replica, \(payload)-byte puts, \(warmup) s warm-up, \(duration) s measured")
+        }
+
+        let now = NIODeadline.now().uptimeNanoseconds
+        let window = (
+            start: now + UInt64(warmup * 1e9), end: now + UInt64((warmup + duration) * 1e9))
+        let load = ClosedLoopLoad(window: window, payload: payload, eventLoop: loop)
+        let all = multiplexers
+        let finished = try await loop.submit { load.start(all) }.get()
+
+        try await Task.sleep(for: .seconds(warmup))
+        let before = BenchSnapshot(local)
+        try await Task.sleep(for: .seconds(duration))
+        let after = BenchSnapshot(local)
+        try await finished.get()
+        let result = try await loop.submit { load.outcome }.get()
+        for multiplexer in multiplexers { await multiplexer.close() }
+        try await group.shutdownGracefully()
+        local.stop(removingFolder: false)
+        let report = BenchReport(
+            command: self, faulty: local.faulty, connections: multiplexers.count, load: result, before: before,
+            after: after, final: (1...replicas).map { local.statistics($0) })
+        print(json ? report.json : report.text)
+        guard report.lost == 0 else { throw ExitCode(2) }
+    }
+}
+
+/// CPU and statistics of every replica (and this process) at one moment.
+struct BenchSnapshot {
+    let nanoseconds: UInt64
+    let cpuSeconds: [Double?]
+    let benchCPUSeconds: Double?
+    let statistics: [ReplicaStatisticsFile?]
+
+    init(_ local: LocalCluster) {
+        nanoseconds = NIODeadline.now().uptimeNanoseconds
+        cpuSeconds = (1...local.replicas).map { local.cpuSeconds($0) }
+        benchCPUSeconds = ProcessCPU.seconds(processIdentifier: getpid())
+        statistics = (1...local.replicas).map { local.statistics($0) }
+    }
+}
+
+/// Closed-loop clients on one event loop: each slot issues its next put as soon as the last one is answered,
+/// until the window ends. Confined to `eventLoop`.
+final class ClosedLoopLoad: @unchecked Sendable {
+    struct Result: Sendable {
+        /// Latencies in microseconds of the requests answered inside the window.
+        var latenciesMicroseconds: [UInt32] = []
+        /// Answered with a result other than `.ok`, or not answered, over the whole run.
+        var failed = 0
+        /// Answered outside the window (warm-up, or finishing after its end).
+        var answeredOutside = 0
+        var firstFailure: String?
+    }
+
+    let window: (start: UInt64, end: UInt64)
+    let value: [UInt8]
+    let eventLoop: EventLoop
+    private var result = Result()
+    private var running = 0
+    private var done: EventLoopPromise<Void>
+
+    init(window: (start: UInt64, end: UInt64), payload: Int, eventLoop: EventLoop) {
+        self.window = window
+        self.value = [UInt8](repeating: 0x5a, count: payload)
+        self.eventLoop = eventLoop
+        done = eventLoop.makePromise()
+    }
+
+    /// Starts every slot of `multiplexers`; the future completes when all have stopped.
+    func start(_ multiplexers: [ClientMultiplexer]) -> EventLoopFuture<Void> {
+        var number = 0
+        for multiplexer in multiplexers {
+            for slot in 0..<multiplexer.slotCount {
+                running += 1
+                issue(multiplexer, slot: slot, number: number, sequence: 0)
+                number += 1
+            }
+        }
+        return done.futureResult
+    }
+
+    /// What was measured; read it after the future of `start` completed.
+    var outcome: Result { result }
+
+    private func issue(_ multiplexer: ClientMultiplexer, slot: Int, number: Int, sequence: Int) {
+        let key = Array("client-\(number)-\(sequence % 100)".utf8)
+        let began = NIODeadline.now().uptimeNanoseconds
+        multiplexer.execute(slot: slot, operation: KeyValueStore.Operation.put(key: key, value: value).encoded)
+            .whenComplete { outcome in
+                let ended = NIODeadline.now().uptimeNanoseconds
+                let ok: Bool
+                switch outcome {
+                case .success(let bytes):
+                    ok = (try? KeyValueStore.Result(encoded: bytes)) == .ok
+                    if !ok, self.result.firstFailure == nil { self.result.firstFailure = "a put answered \(bytes)" }
+                case .failure(let error):
+                    ok = false
+                    if self.result.firstFailure == nil { self.result.firstFailure = "\(error)" }
+                }
+                if !ok {
+                    self.result.failed += 1
+                } else if ended >= self.window.start, ended <= self.window.end {
+                    self.result.latenciesMicroseconds.append(UInt32(clamping: (ended - began) / 1000))
+                } else {
+                    self.result.answeredOutside += 1
+                }
+                if ended < self.window.end {
+                    self.issue(multiplexer, slot: slot, number: number, sequence: sequence + 1)
+                } else {
+                    self.running -= 1
+                    if self.running == 0 { self.done.succeed() }
+                }
+            }
+    }
+}

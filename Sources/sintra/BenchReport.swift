@@ -1,0 +1,130 @@
+import Foundation
+
+/// The figures of one `sintra bench` run, as text for people and JSON for scripts.
+struct BenchReport: Codable {
+    struct Latency: Codable {
+        var p50: Double
+        var p90: Double
+        var p99: Double
+        var max: Double
+    }
+
+    struct Replica: Codable {
+        var member: Int
+        /// CPU seconds (user + system) the replica process used during the measured window.
+        var cpuSeconds: Double?
+        /// Rounds (batches) delivered during the window.
+        var batches: Int?
+        /// Requests in those batches, over the batches.
+        var requestsPerBatch: Double?
+        /// Requests executed by the end of the run.
+        var executed: UInt64?
+        var faults: Int?
+    }
+
+    var replicas: Int
+    var faulty: Int
+    var clients: Int
+    var connectionsPerReplica: Int
+    var payloadBytes: Int
+    var durationSeconds: Double
+    var warmupSeconds: Double
+    /// Requests answered by t + 1 matching `.ok` replies inside the measured window.
+    var requests: Int
+    var requestsPerSecond: Double
+    var latencyMilliseconds: Latency
+    /// Requests that failed or timed out over the whole run (must be 0).
+    var lost: Int
+    var firstFailure: String?
+    /// Milliseconds per atomic broadcast round at replica 1 during the window.
+    var roundMilliseconds: Double?
+    var replicaStatistics: [Replica]
+    /// CPU seconds of the bench process itself (the clients) during the window.
+    var clientCPUSeconds: Double?
+    /// The 1-minute load average at the end.
+    var loadAverage: Double?
+
+    init(
+        command: BenchCommand, faulty: Int, connections: Int, load: ClosedLoopLoad.Result, before: BenchSnapshot,
+        after: BenchSnapshot, final: [ReplicaStatisticsFile?]
+    ) {
+        replicas = command.replicas
+        self.faulty = faulty
+        clients = command.clients
+        connectionsPerReplica = connections
+        payloadBytes = command.payload
+        durationSeconds = command.duration
+        warmupSeconds = command.warmup
+        let sorted = load.latenciesMicroseconds.sorted()
+        requests = sorted.count
+        requestsPerSecond = Double(sorted.count) / command.duration
+        func percentile(_ p: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            // The nearest-rank percentile: the smallest sample with at least p of all samples at or below it.
+            let rank = Int((Double(sorted.count) * p).rounded(.up))
+            return Double(sorted[min(sorted.count, max(rank, 1)) - 1]) / 1000
+        }
+        latencyMilliseconds = Latency(
+            p50: percentile(0.5), p90: percentile(0.9), p99: percentile(0.99), max: percentile(1))
+        lost = load.failed
+        firstFailure = load.firstFailure
+        let seconds = Double(after.nanoseconds - before.nanoseconds) / 1e9
+        replicaStatistics = (0..<command.replicas).map { offset in
+            let start = before.statistics[offset], end = after.statistics[offset]
+            let batches = start.flatMap { start in end.map { $0.batches - start.batches } }
+            let delivered = start.flatMap { start in end.map { $0.deliveredRequests - start.deliveredRequests } }
+            return Replica(
+                member: offset + 1,
+                cpuSeconds: before.cpuSeconds[offset].flatMap { start in after.cpuSeconds[offset].map { $0 - start } },
+                batches: batches,
+                requestsPerBatch: batches.flatMap { batches in
+                    delivered.map { batches > 0 ? Double($0) / Double(batches) : 0 }
+                },
+                executed: final[offset]?.executed, faults: final[offset]?.faults)
+        }
+        if let batches = replicaStatistics.first?.batches, batches > 0 {
+            roundMilliseconds = seconds * 1000 / Double(batches)
+        }
+        clientCPUSeconds = before.benchCPUSeconds.flatMap { start in after.benchCPUSeconds.map { $0 - start } }
+        loadAverage = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .flatMap { $0.split(separator: " ").first.flatMap { Double($0) } }
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? encoder.encode(self)).flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
+    }
+
+    var text: String {
+        func number(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "?" }
+        var lines = [
+            "",
+            String(format: "  throughput        %.0f requests/s (%d answered by t + 1 = %d matching replies in %.1f s)",
+                   requestsPerSecond, requests, faulty + 1, durationSeconds),
+            String(format: "  latency           p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+                   latencyMilliseconds.p50, latencyMilliseconds.p90, latencyMilliseconds.p99, latencyMilliseconds.max),
+            "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
+            "  lost              \(lost)" + (firstFailure.map { " (first: \($0))" } ?? ""),
+            "  clients' CPU      \(number(clientCPUSeconds, "%.2f")) s in the window (this process)",
+            "  load average      \(number(loadAverage, "%.2f"))",
+            "",
+            "  replica   CPU s   batches   requests/batch   executed   faults",
+        ]
+        for replica in replicaStatistics {
+            lines.append(
+                String(format: "  %7d", replica.member) + "  " + number(replica.cpuSeconds, "%6.2f").leftPadded(6)
+                    + "  " + (replica.batches.map(String.init) ?? "?").leftPadded(8)
+                    + "  " + number(replica.requestsPerBatch, "%.1f").leftPadded(15)
+                    + "  " + (replica.executed.map(String.init) ?? "?").leftPadded(9)
+                    + "  " + (replica.faults.map(String.init) ?? "?").leftPadded(7))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import SintraClient
+import SintraCrypto
+import SintraReplica
+
+/// A SintraKV cluster of `sintra replica` processes on loopback, with freshly dealt keys in a temporary
+/// folder: what `sintra demo` and `sintra bench` run against.
+///
+/// Every replica is this executable started again with `replica`; it logs to replica-I.log in the folder and
+/// writes its statistics to replica-I.stats there (`ReplicaCommand --stats-file`).
+final class LocalCluster {
+    let replicas: Int
+    let faulty: Int
+    let folder: String
+    let basePort: Int
+    let configuration: ClusterConfiguration
+    private(set) var processes: [Process] = []
+    /// An environment variable with a command put before every replica's (`{id}` is its index), to run the
+    /// replicas under a profiler; its CPU figures then include the wrapper's.
+    static let wrapperVariable = "SINTRA_REPLICA_WRAPPER"
+
+    /// Deals keys for `replicas` replicas and starts their processes; call `stop()` when done.
+    /// `inMemory` runs the replicas without durable state (`sintra replica --in-memory`); otherwise each keeps
+    /// its SQLite store in replica-I.data in the folder.
+    init(replicas: Int, label: String, inMemory: Bool = false, logLevel: String = "warning") throws {
+        self.replicas = replicas
+        faulty = (replicas - 1) / 3
+        folder = NSTemporaryDirectory() + "sintra-\(label)-\(UInt32.random(in: 0...UInt32.max))"
+        basePort = Int.random(in: 20_000...40_000)
+        let keys = try KeyDealer.deal(replicas: replicas, faulty: faulty)
+        try KeyFolder.write(keys: keys, to: folder, host: "127.0.0.1", basePort: basePort, overwrite: false)
+        configuration = try KeyFolder.loadCluster(KeyFolder.clusterPath(folder))
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        for index in 1...replicas {
+            let process = Process()
+            let arguments = [
+                "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
+                "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", logLevel,
+                "--stats-file", statisticsPath(index),
+            ] + (inMemory ? ["--in-memory"] : [])
+            if let wrapper = ProcessInfo.processInfo.environment[LocalCluster.wrapperVariable], !wrapper.isEmpty {
+                // For profiling: e.g. SINTRA_REPLICA_WRAPPER='perf record -g -o /tmp/replica-{id}.data --'.
+                let prefix = wrapper.replacingOccurrences(of: "{id}", with: "\(index)")
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", "exec \(prefix) \"$0\" \"$@\"", executable] + arguments
+            } else {
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+            }
+            _ = FileManager.default.createFile(atPath: folder + "/replica-\(index).log", contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: folder + "/replica-\(index).log")
+            process.standardOutput = FileHandle.nullDevice
+            do {
+                try process.run()
+            } catch {
+                stop()
+                throw error
+            }
+            processes.append(process)
+        }
+    }
+
+    /// Where replica `index` writes its statistics.
+    func statisticsPath(_ index: Int) -> String { folder + "/replica-\(index).stats" }
+
+    /// Waits until one write is answered by t + 1 replicas (connections and the first round stand).
+    func waitUntilServing(seconds: Double = 30) async throws {
+        let client = try SintraClient(configuration: configuration, timeoutSeconds: 2)
+        defer { Task { await client.close() } }
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? await client.execute(.put(key: Array("warm-up".utf8), value: []))) != nil { return }
+        }
+        throw ClientFailure(description: "the local cluster did not start serving within \(Int(seconds)) s")
+    }
+
+    /// Sends SIGKILL to replica `index` (1…n).
+    func kill(_ index: Int) {
+        _ = Foundation.kill(processes[index - 1].processIdentifier, SIGKILL)
+    }
+
+    /// User plus system CPU seconds replica `index` has used so far (Linux /proc), nil where unavailable.
+    func cpuSeconds(_ index: Int) -> Double? {
+        ProcessCPU.seconds(processIdentifier: processes[index - 1].processIdentifier)
+    }
+
+    /// The statistics replica `index` last wrote, nil if it wrote none yet.
+    func statistics(_ index: Int) -> ReplicaStatisticsFile? {
+        guard let data = FileManager.default.contents(atPath: statisticsPath(index)) else { return nil }
+        return try? JSONDecoder().decode(ReplicaStatisticsFile.self, from: data)
+    }
+
+    /// Stops the replicas (SIGTERM, so they write their statistics and close cleanly) and removes the folder
+    /// unless asked not to (a later `stop()` removes it).
+    func stop(removingFolder: Bool = true) {
+        for process in processes where process.isRunning { process.terminate() }
+        for process in processes { process.waitUntilExit() }
+        processes = []
+        if removingFolder { try? FileManager.default.removeItem(atPath: folder) }
+    }
+}
+
+/// CPU time of a process from /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks.
+enum ProcessCPU {
+    static func seconds(processIdentifier: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(processIdentifier)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        // The command name (field 2) is in parentheses and may hold spaces; fields 3… follow the last ')'.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (user + system) / (ticks > 0 ? ticks : 100)
+    }
+}
