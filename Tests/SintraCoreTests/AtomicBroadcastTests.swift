@@ -203,4 +203,26 @@ import Testing
             #expect(complete, "node \(node) delivered \(delivered.count) of \(submitted.count) requests")
         }
     }
+
+    /// Every request has exactly t + 1 first proposers in every round, consecutive members, and the set moves
+    /// on by one member per round, so every member proposes it within n rounds.
+    @Test(arguments: [(4, 1), (7, 2), (10, 3)]) func eachRequestHasTPlusOneProposersThatRotate(n: Int, t: Int) throws {
+        let (configuration, _) = try TestCluster.keys(n: n, t: t, seed: 4)
+        for index in 0..<50 {
+            let digest = AtomicBroadcast.digest(Array("request \(index)".utf8))
+            var proposedBy = Set<Int>()
+            for round in UInt64(1)...UInt64(n) {
+                let proposers = (1...n).filter {
+                    AtomicBroadcast.isProposer($0, of: digest, round: round, configuration: configuration)
+                }
+                #expect(proposers.count == t + 1)
+                let next = (1...n).filter {
+                    AtomicBroadcast.isProposer($0, of: digest, round: round + 1, configuration: configuration)
+                }
+                #expect(Set(next) == Set(proposers.map { $0 % n + 1 }), "the proposers move on by one member")
+                proposedBy.formUnion(proposers)
+            }
+            #expect(proposedBy == Set(1...n))
+        }
+    }
 }

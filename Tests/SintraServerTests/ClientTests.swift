@@ -123,4 +123,32 @@ import Testing
         try await group.shutdownGracefully()
         await service.shutdown()
     }
+
+    /// Many clients over one connection per replica: each slot's writes are answered by t + 1 matching
+    /// replies, and what one slot wrote another reads back.
+    @Test func multiplexedClientsShareConnectionsAndGetTheirOwnResults() async throws {
+        let service = try await Service()
+        let multiplexer = try ClientMultiplexer(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            slots: 40, timeoutSeconds: 120)
+        #expect(await multiplexer.connect() == 4)
+        for round in UInt8(1)...3 {
+            let futures = (0..<40).map { slot in
+                multiplexer.execute(
+                    slot: slot, operation: KeyValueStore.Operation.put(key: [UInt8(slot)], value: [round]).encoded)
+            }
+            for future in futures {
+                #expect(try KeyValueStore.Result(encoded: try await future.get()) == .ok)
+            }
+        }
+        // A slot with a request in flight refuses a second one.
+        let first = multiplexer.execute(slot: 0, operation: KeyValueStore.Operation.get(key: [7]).encoded)
+        await #expect(throws: SintraClient.Failure.busy) {
+            try await multiplexer.execute(slot: 0, operation: KeyValueStore.Operation.get(key: [8]).encoded).get()
+        }
+        #expect(try KeyValueStore.Result(encoded: try await first.get()) == .value([3]))
+        #expect(service.listeners.allSatisfy { $0.statistics.connections == 1 })
+        await multiplexer.close()
+        await service.shutdown()
+    }
 }

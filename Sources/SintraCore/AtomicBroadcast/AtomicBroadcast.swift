@@ -8,13 +8,16 @@ import SintraCrypto
 ///
 /// Total order and agreement follow from validated agreement; fairness from the vector's size: any n − t
 /// queues include one of any t + 1 honest parties, so a request held by t + 1 honest parties is in the
-/// decided vector (clients send to all replicas). The queue signature covers P and r, or old queues could
+/// decided vector (clients send to all replicas; a request first goes only into the queues of t + 1 of them,
+/// `isProposer`, and into every queue from the next round on). The queue signature covers P and r, or old queues could
 /// be replayed into new rounds.
 public enum AtomicBroadcast {
     /// Named bounds on everything a peer can make this party hold.
     public struct Limits: Sendable {
         /// Requests per queue.
-        public var batchCountMax = 256
+        /// Requests per queue. Throughput is about requests per round over the round's latency, so the cap is
+        /// high: with n − t queues of up to this many requests, a round orders thousands of requests.
+        public var batchCountMax = 4096
         /// Bytes of requests per queue.
         public var batchBytesMax = 512 << 10
         /// Bytes per request.
@@ -158,6 +161,29 @@ public enum AtomicBroadcast {
 
     package static func digest(_ request: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: request)) }
 
+    /// Whether `member` proposes the request with `digest` in `round` on first sight: t + 1 consecutive
+    /// members starting at a position given by the digest, shifted by one every round.
+    ///
+    /// Clients send every request to all replicas; if every replica put every pending request in its queue, a
+    /// vector of n − t queues would carry each request n − t times, and the bytes signed, sent, checked and
+    /// hashed per round would grow with n − t (the duplication HoneyBadgerBFT avoids by proposing random
+    /// parts of the buffer, Miller et al., CCS 2016, §4.4). Here a request is first proposed by t + 1 parties
+    /// only; any n − t queues include one of any t + 1 parties (CKPS01's counting), so when all of its
+    /// proposers are honest and hold it, it is delivered in that round, carried (t + 1)(n − t)/n times on
+    /// average. A Byzantine or slow proposer can only delay it: a request still pending after a round in which
+    /// a party passed it over goes into that party's later queues whatever the assignment (`signedQueue`), so
+    /// once t + 1 honest parties hold it, it is delivered at most one round later than with full queues.
+    package static func isProposer(_ member: Int, of digest: [UInt8], round: UInt64, configuration: GroupConfiguration)
+        -> Bool
+    {
+        let replicas = UInt64(configuration.replicas)
+        var position: UInt64 = 0
+        for byte in digest.prefix(8) { position = position << 8 | UInt64(byte) }
+        let first = (position % replicas &+ round % replicas) % replicas
+        let offset = (UInt64(member - 1) &+ replicas &- first) % replicas
+        return offset <= UInt64(configuration.faulty)
+    }
+
     package static func queueStatement(path: InstancePath, round: UInt64, requests: [[UInt8]]) -> SignedStatement {
         SignedStatement(domain: "a-queue", path: path.child("round", round).description, payload: encodeRequests(requests))
     }
@@ -171,9 +197,11 @@ public enum AtomicBroadcast {
     }
 
     /// Decodes and checks a round's vector (the predicate Q_r): at least n − t queues from distinct members
-    /// in increasing order, each within the caps and signed for this path and round.
+    /// in increasing order, each within the caps and signed for this path and round. `verifySignatures: false`
+    /// skips only the signatures, for a vector that satisfied the predicate when it was decided.
     package static func validVector(
-        _ bytes: [UInt8], round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
+        _ bytes: [UInt8], round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits,
+        verifySignatures: Bool = true
     ) -> [SignedQueue]? {
         var reader = ByteReader(bytes, context: "a-vector")
         let wire = WireLimits(payloadBytesMax: limits.requestBytesMax, memberCount: configuration.replicas)
@@ -181,25 +209,38 @@ public enum AtomicBroadcast {
             Int(count) <= configuration.replicas
         else { return nil }
         var queues = [SignedQueue]()
+        // The n − t or more queue signatures are checked as one batch: one multi-scalar multiplication.
+        var signatures = SignatureBatch()
         for _ in 0..<count {
             guard let queue = try? SignedQueue(from: &reader, limits: wire, batchCountMax: limits.batchCountMax),
                 queue.member > (queues.last?.member ?? 0),
-                isValid(queue, round: round, path: path, configuration: configuration, limits: limits)
+                isValid(
+                    queue, round: round, path: path, configuration: configuration, limits: limits,
+                    verifySignature: false)
             else { return nil }
+            if verifySignatures {
+                let statement = queueStatement(path: path, round: round, requests: queue.requests)
+                signatures.add(
+                    queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+            }
             queues.append(queue)
         }
-        guard reader.remainingCount == 0 else { return nil }
+        guard reader.remainingCount == 0, signatures.verify() else { return nil }
         return queues
     }
 
     package static func isValid(
-        _ queue: SignedQueue, round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits
+        _ queue: SignedQueue, round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits,
+        verifySignature: Bool = true
     ) -> Bool {
         guard configuration.isMember(queue.member), queue.requests.count <= limits.batchCountMax,
             queue.requests.reduce(0, { $0 + $1.count }) <= limits.queueBytesMax(replicas: configuration.replicas),
             queue.requests.allSatisfy({ $0.count <= limits.requestBytesMax })
         else { return false }
+        guard verifySignature else { return true }
         let statement = queueStatement(path: path, round: round, requests: queue.requests)
-        return configuration.memberKeys[queue.member - 1].isValidSignature(queue.signature, for: statement.signingBytes)
+        // The cofactored rule, as in the vector's batch, so a queue valid on its own is valid in any vector.
+        return SignatureBatch.isValid(
+            queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
     }
 }

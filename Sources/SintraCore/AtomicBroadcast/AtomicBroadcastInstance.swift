@@ -15,8 +15,15 @@ extension AtomicBroadcast {
 
         /// The round being decided.
         public private(set) var round: UInt64 = 1
+        /// A submitted, undelivered request, and the first round whose queue was built while it was pending.
+        private struct PendingRequest {
+            let digest: [UInt8]
+            let request: [UInt8]
+            var firstQueueRound: UInt64?
+        }
+
         /// Submitted, undelivered requests in submission order, and their digests.
-        private var pending: [(digest: [UInt8], request: [UInt8])] = []
+        private var pending: [PendingRequest] = []
         private var pendingDigests: Set<[UInt8]> = []
         /// Digests of delivered requests with the round that delivered them (pruned after
         /// `deliveredMemoryRounds`).
@@ -128,7 +135,7 @@ extension AtomicBroadcast {
             let digest = AtomicBroadcast.digest(request)
             guard delivered[digest] == nil, !pendingDigests.contains(digest) else { return (.duplicate, effects) }
             guard pending.count < limits.pendingCountMax else { return (.queueFull, effects) }
-            pending.append((digest, request))
+            pending.append(PendingRequest(digest: digest, request: request))
             pendingDigests.insert(digest)
             advance(&effects)
             return (.accepted, effects)
@@ -268,12 +275,20 @@ extension AtomicBroadcast {
             }
         }
 
+        /// This round's queue: the pending requests this party is a proposer of (`AtomicBroadcast.isProposer`),
+        /// and every request already passed over in an earlier round's queue, in submission order up to the caps.
         private mutating func signedQueue() -> SignedQueue {
             var batch = [[UInt8]]()
             var bytes = 0
             let queueBytesMax = limits.queueBytesMax(replicas: configuration.replicas)
-            for (_, request) in pending {
+            for index in pending.indices {
+                let request = pending[index].request
                 guard batch.count < limits.batchCountMax, bytes + request.count <= queueBytesMax else { break }
+                let passedOver = pending[index].firstQueueRound.map { $0 < round } ?? false
+                if pending[index].firstQueueRound == nil { pending[index].firstQueueRound = round }
+                let digest = pending[index].digest
+                guard passedOver || AtomicBroadcast.isProposer(me, of: digest, round: round, configuration: configuration)
+                else { continue }
                 batch.append(request)
                 bytes += request.count
             }
@@ -283,9 +298,10 @@ extension AtomicBroadcast {
 
         /// Delivers the decided vector's new requests, sorted by digest, and moves to the next round.
         private mutating func deliver(_ value: [UInt8], _ effects: inout Effects<Message, Output>) {
-            // The predicate held when the value was decided (or checked on catch-up), so the vector decodes.
+            // The predicate held when the value was decided (or checked on catch-up), so the vector decodes
+            // and its signatures need no second check.
             guard let vector = AtomicBroadcast.validVector(
-                value, round: round, path: path, configuration: configuration, limits: limits)
+                value, round: round, path: path, configuration: configuration, limits: limits, verifySignatures: false)
             else { preconditionFailure("a decided vector satisfies the round predicate") }
             decidedVectors[round] = value
             catchUpAnswers = [:]
