@@ -6,11 +6,11 @@ import SintraCrypto
 import SintraReplica
 
 /// `sintra demo`: a SintraKV cluster of replica processes on loopback, clients writing to it, and replicas
-/// killed half-way while the service goes on.
+/// killed half-way while the service goes on, then restarted from their data folders to catch up.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a local SintraKV cluster of replica processes under load and kill replicas half-way.")
+        abstract: "Run a local SintraKV cluster of replica processes under load, kill replicas half-way and restart them.")
 
     @Option(name: .long, help: "Number of replicas n (t is the largest value with n ≥ 3t + 1).")
     var replicas: Int = 4
@@ -27,7 +27,10 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Replicas to kill half-way, comma separated (default: the last one; at most t).")
     var kill: String?
 
-    @Flag(name: .long, help: "Run the replicas without durable state (to measure what durability costs).")
+    @Option(name: .long, help: "Seconds after the kill to restart the killed replicas from their data folders.")
+    var restartDelay: Double = 1.5
+
+    @Flag(name: .long, help: "Run the replicas without durable state (to measure what durability costs; no restart).")
     var inMemory = false
 
     var killed: [Int] { kill.map { $0.split(separator: ",").compactMap { Int($0) } } ?? [replicas] }
@@ -35,6 +38,7 @@ struct DemoCommand: AsyncParsableCommand {
     func validate() throws {
         guard (4...16).contains(replicas) else { throw ValidationError("--replicas must be in 4…16") }
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600]") }
+        guard restartDelay >= 0, restartDelay <= 3600 else { throw ValidationError("--restart-delay must be in [0, 3600]") }
         guard (1...256).contains(clients) else { throw ValidationError("--clients must be in 1…256") }
         guard (0...KeyValueStore.valueBytesMax).contains(payload) else { throw ValidationError("--payload too large") }
         let faulty = (replicas - 1) / 3
@@ -62,15 +66,25 @@ struct DemoCommand: AsyncParsableCommand {
                 }
             }
         }
-        var killedAlready = false
+        var killedAt: Double?
+        var restarted = false
+        let names = killed.map(String.init).joined(separator: ", ")
         while DispatchTime.now().uptimeNanoseconds < deadline {
             try? await Task.sleep(for: .milliseconds(500))
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-            if !killedAlready, elapsed >= duration / 2 {
-                killedAlready = true
+            if killedAt == nil, elapsed >= duration / 2 {
+                killedAt = elapsed
                 for index in killed { local.kill(index) }
-                print("\n  ✂ killed replica \(killed.map(String.init).joined(separator: ", ")) (SIGKILL) at "
-                    + String(format: "%.1f s", elapsed) + "; the others go on.")
+                print("\n  ✂ killed replica \(names) (SIGKILL) at " + String(format: "%.1f s", elapsed)
+                    + "; the others go on.")
+            }
+            // Restarted soon after, so that it is fewer rounds behind than the others remember for catch-up
+            // (state transfer from a checkpoint, for replicas further behind, is not built yet).
+            if !inMemory, !restarted, let killedAt, elapsed >= killedAt + min(restartDelay, duration / 4) {
+                restarted = true
+                for index in killed { try local.restart(index) }
+                print("\n  ↻ restarted replica \(names) from its data folder at " + String(format: "%.1f s", elapsed)
+                    + "; it resumes from disk and catches up.")
             }
             let snapshot = await recorder.snapshot()
             let line = String(
@@ -87,8 +101,34 @@ struct DemoCommand: AsyncParsableCommand {
         print("  requests answered   \(summary.count) (each by t + 1 = \(faulty + 1) matching replies)")
         print(String(format: "  throughput          %.0f requests/s", Double(summary.count) / elapsed))
         print(String(format: "  latency             p50 %.1f ms, p99 %.1f ms", summary.p50, summary.p99))
-        print("  replicas killed     \(killed.count) of \(replicas)")
+        print("  replicas killed     \(killed.count) of \(replicas)" + (restarted ? ", restarted" : ""))
         print("  requests lost       \(summary.failed)")
+        if restarted { await reportRejoin(local) }
+    }
+
+    /// Waits up to 15 s for every restarted replica to reach the round of the first replica that stayed up
+    /// (read from the statistics files the replicas write every half second), and says how it went.
+    private func reportRejoin(_ local: LocalCluster) async {
+        guard let witness = (1...replicas).first(where: { !killed.contains($0) }) else { return }
+        let deadline = Date().addingTimeInterval(15)
+        var behind: [(replica: Int, round: UInt64, target: UInt64)] = []
+        repeat {
+            try? await Task.sleep(for: .milliseconds(500))
+            guard let target = local.statistics(witness)?.round else { continue }
+            behind = killed.compactMap { index in
+                let round = local.statistics(index)?.round ?? 0
+                return round >= target ? nil : (index, round, target)
+            }
+        } while !behind.isEmpty && Date() < deadline
+        if behind.isEmpty {
+            print("  rejoined            replica \(killed.map(String.init).joined(separator: ", ")) back at "
+                + "the round of replica \(witness)")
+        } else {
+            for entry in behind {
+                print("  not caught up       replica \(entry.replica) at round \(entry.round), replica \(witness) at "
+                    + "\(entry.target) (see replica-\(entry.replica).log)")
+            }
+        }
     }
 
     private func runClient(_ number: Int, cluster: ClusterConfiguration, until deadline: UInt64, recorder: LatencyRecorder)

@@ -15,6 +15,8 @@ final class LocalCluster {
     let basePort: Int
     let configuration: ClusterConfiguration
     private(set) var processes: [Process] = []
+    private let inMemory: Bool
+    private let logLevel: String
     /// An environment variable with a command put before every replica's (`{id}` is its index), to run the
     /// replicas under a profiler; its CPU figures then include the wrapper's.
     static let wrapperVariable = "SINTRA_REPLICA_WRAPPER"
@@ -30,35 +32,56 @@ final class LocalCluster {
         let keys = try KeyDealer.deal(replicas: replicas, faulty: faulty)
         try KeyFolder.write(keys: keys, to: folder, host: "127.0.0.1", basePort: basePort, overwrite: false)
         configuration = try KeyFolder.loadCluster(KeyFolder.clusterPath(folder))
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
+        self.inMemory = inMemory
+        self.logLevel = logLevel
         for index in 1...replicas {
-            let process = Process()
-            let arguments = [
-                "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
-                "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", logLevel,
-                "--stats-file", statisticsPath(index),
-            ] + (inMemory ? ["--in-memory"] : [])
-            if let wrapper = ProcessInfo.processInfo.environment[LocalCluster.wrapperVariable], !wrapper.isEmpty {
-                // For profiling: e.g. SINTRA_REPLICA_WRAPPER='perf record -g -o /tmp/replica-{id}.data --'.
-                let prefix = wrapper.replacingOccurrences(of: "{id}", with: "\(index)")
-                process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                process.arguments = ["-c", "exec \(prefix) \"$0\" \"$@\"", executable] + arguments
-            } else {
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = arguments
-            }
-            _ = FileManager.default.createFile(atPath: folder + "/replica-\(index).log", contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: folder + "/replica-\(index).log")
-            process.standardOutput = FileHandle.nullDevice
             do {
-                try process.run()
+                processes.append(try launch(index))
             } catch {
                 stop()
                 throw error
             }
-            processes.append(process)
         }
+    }
+
+    /// Starts replica `index` (1…n) as a new process of this executable, logging to replica-I.log (appended).
+    private func launch(_ index: Int) throws -> Process {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        let process = Process()
+        let arguments = [
+            "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
+            "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", logLevel,
+            "--stats-file", statisticsPath(index),
+        ] + (inMemory ? ["--in-memory"] : [])
+        if let wrapper = ProcessInfo.processInfo.environment[LocalCluster.wrapperVariable], !wrapper.isEmpty {
+            // For profiling: e.g. SINTRA_REPLICA_WRAPPER='perf record -g -o /tmp/replica-{id}.data --'.
+            let prefix = wrapper.replacingOccurrences(of: "{id}", with: "\(index)")
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "exec \(prefix) \"$0\" \"$@\"", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+        let logPath = folder + "/replica-\(index).log"
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let log = FileHandle(forWritingAtPath: logPath)
+        _ = try? log?.seekToEnd()
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Starts replica `index` again after `kill`: a durable replica resumes from its data folder
+    /// (replica-I.data) and catches up with the others.
+    func restart(_ index: Int) throws {
+        let old = processes[index - 1]
+        if old.isRunning { _ = Foundation.kill(old.processIdentifier, SIGKILL) }
+        old.waitUntilExit()
+        processes[index - 1] = try launch(index)
     }
 
     /// Where replica `index` writes its statistics.
