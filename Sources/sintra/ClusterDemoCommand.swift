@@ -68,14 +68,14 @@ struct DemoCommand: AsyncParsableCommand {
         }
         var killedAt: Double?
         var restarted = false
-        let names = killed.map(String.init).joined(separator: ", ")
+        let names = (killed.count == 1 ? "replica " : "replicas ") + killed.map(String.init).joined(separator: ", ")
         while DispatchTime.now().uptimeNanoseconds < deadline {
             try? await Task.sleep(for: .milliseconds(500))
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             if killedAt == nil, elapsed >= duration / 2 {
                 killedAt = elapsed
                 for index in killed { local.kill(index) }
-                print("\n  ✂ killed replica \(names) (SIGKILL) at " + String(format: "%.1f s", elapsed)
+                print("\n  ✂ killed \(names) (SIGKILL) at " + String(format: "%.1f s", elapsed)
                     + "; the others go on.")
             }
             // Restarted soon after, so that it is fewer rounds behind than the others remember for catch-up
@@ -83,8 +83,8 @@ struct DemoCommand: AsyncParsableCommand {
             if !inMemory, !restarted, let killedAt, elapsed >= killedAt + min(restartDelay, duration / 4) {
                 restarted = true
                 for index in killed { try local.restart(index) }
-                print("\n  ↻ restarted replica \(names) from its data folder at " + String(format: "%.1f s", elapsed)
-                    + "; it resumes from disk and catches up.")
+                print("\n  ↻ restarted \(names) from disk (replica-I.data) at " + String(format: "%.1f s", elapsed)
+                    + "; catching up.")
             }
             let snapshot = await recorder.snapshot()
             let line = String(
@@ -121,8 +121,8 @@ struct DemoCommand: AsyncParsableCommand {
             }
         } while !behind.isEmpty && Date() < deadline
         if behind.isEmpty {
-            print("  rejoined            replica \(killed.map(String.init).joined(separator: ", ")) back at "
-                + "the round of replica \(witness)")
+            print("  rejoined            \(killed.count == 1 ? "replica" : "replicas") "
+                + "\(killed.map(String.init).joined(separator: ", ")) back at the round of replica \(witness)")
         } else {
             for entry in behind {
                 print("  not caught up       replica \(entry.replica) at round \(entry.round), replica \(witness) at "
