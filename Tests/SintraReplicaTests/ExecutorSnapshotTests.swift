@@ -16,21 +16,9 @@ import Testing
             operation: (value % 3 == 0 ? operation : put).encoded, signature: [UInt8](repeating: 0, count: 64))
     }
 
-    /// SplitMix64: a seeded generator, so a failure replays.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Seeded requests from 12 clients, with repeats (duplicates) and old sequence numbers (stale).
     static func workload(seed: UInt64, count: Int) -> [ClientRequest] {
-        var random = SplitMix(state: seed)
+        var random = SplitMix(seed: seed)  // SplitMix64 (KeyValueStoreTests.swift), so a failure replays
         var sequences = [UInt64](repeating: 0, count: 12)
         return (0..<count).map { index in
             let client = Int(random.next() % 12)
