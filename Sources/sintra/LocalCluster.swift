@@ -1,6 +1,7 @@
 import Foundation
 import SintraClient
 import SintraCrypto
+import SintraNetwork
 import SintraReplica
 
 /// A SintraKV cluster of `sintra replica` processes on loopback, with freshly dealt keys in a temporary
@@ -28,7 +29,10 @@ final class LocalCluster {
         self.replicas = replicas
         faulty = (replicas - 1) / 3
         folder = NSTemporaryDirectory() + "sintra-\(label)-\(UInt32.random(in: 0...UInt32.max))"
-        basePort = Int.random(in: 20_000...40_000)
+        guard let base = LoopbackPorts.findBase(replicas: replicas) else {
+            throw ClientFailure(description: "no free loopback ports for \(replicas) replicas")
+        }
+        basePort = base
         let keys = try KeyDealer.deal(replicas: replicas, faulty: faulty)
         try KeyFolder.write(keys: keys, to: folder, host: "127.0.0.1", basePort: basePort, overwrite: false)
         configuration = try KeyFolder.loadCluster(KeyFolder.clusterPath(folder))

@@ -43,12 +43,12 @@ final class ProcessCluster: @unchecked Sendable {
     init(replicas: Int, faulty: Int) throws {
         binary = try Self.sintraBinary()
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sintra-it-\(UUID().uuidString)").path
-        let ports = try FreePorts.find(replicas: replicas)
-        metricsPorts = ports.metrics
+        guard let base = LoopbackPorts.findBase(replicas: replicas) else { throw HarnessError("no free ports") }
+        metricsPorts = (1...replicas).map { LoopbackPorts.metricsPort(base: base, index: $0) }
         let keygen = try Self.run(
             binary,
             ["keygen", "--out", folder, "--replicas", "\(replicas)", "--faulty", "\(faulty)", "--base-port",
-             "\(ports.base)"])
+             "\(base)"])
         guard keygen.status == 0 else { throw HarnessError("sintra keygen failed: \(keygen.output)") }
         let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/cluster.json"))
         configuration = try ClusterConfiguration(json: data)
@@ -154,36 +154,6 @@ private func posixSend(_ descriptor: Int32, _ bytes: UnsafeRawPointer?, _ count:
 struct HarnessError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Free loopback ports, probed by binding: n consecutive member ports whose client ports (+1000) are free
-/// too, and one metrics port per replica.
-enum FreePorts {
-    static func find(replicas: Int) throws -> (base: Int, metrics: [Int]) {
-        for _ in 0..<200 {
-            let base = Int.random(in: 20_000...40_000)
-            let wanted = (0..<replicas).flatMap { [base + $0, base + $0 + ClientPorts.offset] }
-            let metrics = (0..<replicas).map { base + 2 * ClientPorts.offset + $0 }
-            if (wanted + metrics).allSatisfy(isFree) { return (base, metrics) }
-        }
-        throw HarnessError("no free ports")
-    }
-
-    static func isFree(_ port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return result == 0
-    }
 }
 
 /// A blocking loopback TCP connection, for plain HTTP scrapes and garbage bytes.
