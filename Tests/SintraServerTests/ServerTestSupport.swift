@@ -63,28 +63,11 @@ func eventually(within seconds: Double, _ condition: () async -> Bool) async -> 
     return await condition()
 }
 
-/// The first of `count` consecutive loopback ports that were all free a moment ago.
+/// The first of `count` consecutive member ports whose client and metrics ports are free too, below the
+/// kernel's ephemeral range (`LoopbackPorts`).
 func freeConsecutivePorts(_ count: Int) throws -> Int {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    for _ in 0..<100 {
-        let probe = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-        let base = probe.localAddress?.port ?? 0
-        try? probe.close().wait()
-        guard base > 0, base + count - 1 <= 65_535 else { continue }
-        var channels = [Channel]()
-        for port in base..<(base + count) {
-            guard let channel = try? ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).wait() else {
-                break
-            }
-            channels.append(channel)
-        }
-        for channel in channels {
-            try? channel.close().wait()
-        }
-        if channels.count == count { return base }
-    }
-    throw TestPortError()
+    guard let base = LoopbackPorts.findBase(replicas: count) else { throw TestPortError() }
+    return base
 }
 
 struct TestPortError: Error {}
