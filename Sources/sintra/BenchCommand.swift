@@ -41,6 +41,8 @@ struct BenchCommand: AsyncParsableCommand {
     var json = false
 
     static let clientsMax = 20_000
+    /// Seconds between samples of the replicas' resident memory and data size.
+    static let sampleSeconds = 10.0
 
     func validate() throws {
         guard (4...16).contains(replicas) else { throw ValidationError("--replicas must be in 4…16") }
@@ -93,7 +95,16 @@ struct BenchCommand: AsyncParsableCommand {
 
         try await Task.sleep(for: .seconds(warmup))
         let before = BenchSnapshot(local)
-        try await Task.sleep(for: .seconds(duration))
+        // Resident memory and data-folder size are sampled through the window, so a long run shows whether
+        // they stay flat after the warm-up.
+        var samples = [ResourceSample(local, at: 0)]
+        var elapsed = 0.0
+        while elapsed < duration {
+            let step = min(Self.sampleSeconds, duration - elapsed)
+            try await Task.sleep(for: .seconds(step))
+            elapsed += step
+            samples.append(ResourceSample(local, at: elapsed))
+        }
         let after = BenchSnapshot(local)
         try await finished.get()
         let result = try await loop.submit { load.outcome }.get()
@@ -102,7 +113,7 @@ struct BenchCommand: AsyncParsableCommand {
         local.stop(removingFolder: false)
         let report = BenchReport(
             command: self, faulty: local.faulty, connections: multiplexers.count, load: result, before: before,
-            after: after, final: (1...replicas).map { local.statistics($0) })
+            after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples)
         print(json ? report.json : report.text)
         guard report.lost == 0 else { throw ExitCode(2) }
     }
@@ -120,6 +131,22 @@ struct BenchSnapshot {
         cpuSeconds = (1...local.replicas).map { local.cpuSeconds($0) }
         benchCPUSeconds = ProcessCPU.seconds(processIdentifier: getpid())
         statistics = (1...local.replicas).map { local.statistics($0) }
+    }
+}
+
+/// Resident memory and data-folder bytes of every replica at one moment of the measured window.
+struct ResourceSample: Codable {
+    /// Seconds since the end of the warm-up.
+    var seconds: Double
+    /// VmRSS of each replica process (Linux /proc), nil where unavailable.
+    var residentBytes: [Int?]
+    /// Bytes of each replica's data folder (its SQLite database, WAL included); nil for in-memory replicas.
+    var dataBytes: [Int?]
+
+    init(_ local: LocalCluster, at seconds: Double) {
+        self.seconds = seconds
+        residentBytes = (1...local.replicas).map { local.residentBytes($0) }
+        dataBytes = (1...local.replicas).map { local.inMemory ? nil : local.dataBytes($0) }
     }
 }
 

@@ -43,11 +43,15 @@ struct BenchReport: Codable {
     var clientCPUSeconds: Double?
     /// The 1-minute load average at the end.
     var loadAverage: Double?
+    /// Resident memory and data size of every replica, sampled every `BenchCommand.sampleSeconds` from the end of
+    /// the warm-up.
+    var resources: [ResourceSample]
 
     init(
         command: BenchCommand, faulty: Int, connections: Int, load: ClosedLoopLoad.Result, before: BenchSnapshot,
-        after: BenchSnapshot, final: [ReplicaStatisticsFile?]
+        after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample]
     ) {
+        resources = samples
         replicas = command.replicas
         self.faulty = faulty
         clients = command.clients
@@ -118,6 +122,22 @@ struct BenchReport: Codable {
                     + "  " + number(replica.requestsPerBatch, "%.1f").leftPadded(15)
                     + "  " + (replica.executed.map(String.init) ?? "?").leftPadded(9)
                     + "  " + (replica.faults.map(String.init) ?? "?").leftPadded(7))
+        }
+        if let first = resources.first, let last = resources.last {
+            func megabytes(_ value: Int?) -> String { value.map { String(format: "%.1f", Double($0) / 1_048_576) } ?? "?" }
+            func peak(_ values: [Int?]) -> Int? { values.compactMap { $0 }.max() }
+            lines.append("")
+            lines.append(String(format: "  replica   resident MB (start → end, max)   data MB (start → end, max), %.0f s apart",
+                                last.seconds - first.seconds))
+            for offset in 0..<replicas {
+                let resident = resources.map { $0.residentBytes[offset] }
+                let data = resources.map { $0.dataBytes[offset] }
+                lines.append(
+                    String(format: "  %7d", offset + 1) + "   "
+                        + "\(megabytes(resident.first ?? nil)) → \(megabytes(resident.last ?? nil)), \(megabytes(peak(resident)))"
+                            .padding(toLength: 33, withPad: " ", startingAt: 0)
+                        + "\(megabytes(data.first ?? nil)) → \(megabytes(data.last ?? nil)), \(megabytes(peak(data)))")
+            }
         }
         return lines.joined(separator: "\n")
     }

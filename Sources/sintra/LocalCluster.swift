@@ -16,7 +16,7 @@ final class LocalCluster {
     let basePort: Int
     let configuration: ClusterConfiguration
     private(set) var processes: [Process] = []
-    private let inMemory: Bool
+    let inMemory: Bool
     private let logLevel: String
     /// An environment variable with a command put before every replica's (`{id}` is its index), to run the
     /// replicas under a profiler; its CPU figures then include the wrapper's.
@@ -110,6 +110,28 @@ final class LocalCluster {
     /// User plus system CPU seconds replica `index` has used so far (Linux /proc), nil where unavailable.
     func cpuSeconds(_ index: Int) -> Double? {
         ProcessCPU.seconds(processIdentifier: processes[index - 1].processIdentifier)
+    }
+
+    /// Resident memory (VmRSS) of replica `index` from /proc, nil where unavailable.
+    func residentBytes(_ index: Int) -> Int? {
+        guard let text = try? String(
+            contentsOfFile: "/proc/\(processes[index - 1].processIdentifier)/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
+        // "VmRSS:     123456 kB"
+        let fields = line.split(separator: " ")
+        guard fields.count >= 2, let kilobytes = Int(fields[1]) else { return nil }
+        return kilobytes * 1024
+    }
+
+    /// Bytes of the files in replica `index`'s data folder (replica-I.data), nil if it has none.
+    func dataBytes(_ index: Int) -> Int? {
+        let path = folder + "/replica-\(index).data"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return nil }
+        return names.reduce(0) { total, name in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + name)
+            return total + ((attributes?[.size] as? NSNumber)?.intValue ?? 0)
+        }
     }
 
     /// The statistics replica `index` last wrote, nil if it wrote none yet.
