@@ -28,6 +28,10 @@ public enum AtomicBroadcast {
         public var futureRoundWindow: UInt64 = 4
         /// Rounds for which delivered request digests are remembered for deduplication.
         public var deliveredMemoryRounds: UInt64 = 64
+        /// Catch-up answers per peer and round. An honest party asks for a round once per life, so a
+        /// second request for the same round comes from a peer that restarted before the answer arrived
+        /// and must be answered again (docs/DURABILITY.md); a Byzantine peer gets no more than this.
+        public var catchUpAnswersPerPeerMax = 4
         /// Bytes of a round's vector. The vector is one validated-agreement proposal, which peers decode
         /// only up to the wire's `payloadBytesMax` (1 MiB by default), so it must not exceed that.
         public var vectorBytesMax = 1 << 20
@@ -98,8 +102,11 @@ public enum AtomicBroadcast {
         case agreement(round: UInt64, ValidatedAgreement.Message)
         /// A lagging party asks for the decided vector of `round`.
         case catchUpRequest(round: UInt64)
-        /// The decided vector of `round`, and the highest round the responder has decided.
-        case catchUpResponse(round: UInt64, highestRound: UInt64, vector: [UInt8])
+        /// The batch the responder delivered in `round` (its requests in delivery order), and the highest
+        /// round it has decided. The batch rather than the decided vector: a restarted party has the
+        /// batches of its recent rounds on disk but not their vectors, and must still answer; t + 1 equal
+        /// batches include an honest party's, which is every honest party's batch of that round.
+        case catchUpResponse(round: UInt64, highestRound: UInt64, batch: [[UInt8]])
 
         public func encode(into writer: inout ByteWriter) {
             switch self {
@@ -114,11 +121,11 @@ public enum AtomicBroadcast {
             case .catchUpRequest(let round):
                 writer.write(UInt8(2))
                 writer.write(round)
-            case .catchUpResponse(let round, let highestRound, let vector):
+            case .catchUpResponse(let round, let highestRound, let batch):
                 writer.write(UInt8(3))
                 writer.write(round)
                 writer.write(highestRound)
-                writer.writeVariable(vector)
+                writer.writeFixed(AtomicBroadcast.encodeRequests(batch))
             }
         }
 
@@ -135,8 +142,16 @@ public enum AtomicBroadcast {
                 self = .catchUpRequest(round: round)
             default:
                 let highestRound = try reader.readUInt64()
-                self = .catchUpResponse(
-                    round: round, highestRound: highestRound, vector: try reader.readVariable(maximum: Frame.frameBytesMax))
+                // A batch holds at most the requests of n queues, each at least its 4-byte length.
+                let count = Int(try reader.readUInt32())
+                let countMax = min(limits.memberCount * AtomicBroadcast.wireBatchCountMax, reader.remainingCount / 4)
+                guard count <= countMax else {
+                    throw DecodingError(.tooLong(maximum: countMax, actual: count), in: "a-catch-up")
+                }
+                var batch = [[UInt8]]()
+                batch.reserveCapacity(count)
+                for _ in 0..<count { batch.append(try reader.readVariable(maximum: limits.payloadBytesMax)) }
+                self = .catchUpResponse(round: round, highestRound: highestRound, batch: batch)
             }
         }
     }
@@ -144,7 +159,7 @@ public enum AtomicBroadcast {
     /// The round this message binds its sender in: a signed queue or a validated-agreement message of
     /// round r can be contradicted by a different one for the same round, so a party that may have sent
     /// one must remember it across a restart (docs/DURABILITY.md, the send horizon). Catch-up requests and
-    /// answers carry no choice of the sender (an answer is a decided vector), so they bind nothing: nil.
+    /// answers carry no choice of the sender (an answer is a delivered batch), so they bind nothing: nil.
     public static func bindingRound(of message: Message) -> UInt64? {
         switch message {
         case .queue(let round, _), .agreement(let round, _): round

@@ -35,14 +35,17 @@ extension AtomicBroadcast {
         private var agreements: [UInt64: ValidatedAgreement.Instance] = [:]
         /// Messages dropped for being too far ahead; a party that drops one catches up by asking its peers.
         public private(set) var droppedMessageCount = 0
-        /// Decided vectors of recent rounds (the last `deliveredMemoryRounds`), to answer laggards.
-        private var decidedVectors: [UInt64: [UInt8]] = [:]
+        /// Batches delivered in recent rounds (the last `deliveredMemoryRounds`), to answer laggards; after a
+        /// restart, filled from the batches on disk (`Resumption.recentBatches`), so a restarted party
+        /// answers for rounds it delivered before its restart too.
+        private var deliveredBatches: [UInt64: [[UInt8]]] = [:]
         /// The round for which we last asked for catch-up, and the answers for the current round: each
         /// responder's vector (first answer counts), at most n entries.
         private var catchUpRequestedRound: UInt64 = 0
-        private var catchUpAnswers: [Int: [UInt8]] = [:]
-        /// Requests already answered, per round, so a peer gets each round once.
-        private var catchUpAnswered: [UInt64: Set<Int>] = [:]
+        private var catchUpAnswers: [Int: [[UInt8]]] = [:]
+        /// Answers sent, per round and peer, at most `Limits.catchUpAnswersPerPeerMax` each (a peer that
+        /// restarted asks for the same round again).
+        private var catchUpAnswered: [UInt64: [Int: Int]] = [:]
         /// Requests for rounds not decided here yet: the latest round each peer asked for (at most n
         /// entries), answered when this party delivers it. A laggard asks once per round, so an early
         /// request must not be forgotten.
@@ -92,11 +95,16 @@ extension AtomicBroadcast {
             }
             round = max(1, resumption.nextRound)
             silentThrough = resumption.sendHorizon
-            // Every silent round must be caught up: the peers will not wait for this party.
-            catchUpHorizon = resumption.sendHorizon
+            // Every silent round must be caught up: the peers will not wait for this party. So must every
+            // round whose messages it may have held when it crashed (up to `futureRoundWindow` ahead of
+            // the round it was in): they are lost with its memory, as if dropped, and the peers will not
+            // send them again, so without catch-up it could wait in such a round for ever.
+            let (ahead, overflow) = round.addingReportingOverflow(limits.futureRoundWindow)
+            catchUpHorizon = max(resumption.sendHorizon, overflow ? round : ahead)
             let oldest = round > limits.deliveredMemoryRounds ? round - limits.deliveredMemoryRounds : 0
             for batch in resumption.recentBatches where batch.round >= oldest && batch.round < round {
                 for request in batch.requests { delivered[AtomicBroadcast.digest(request)] = batch.round }
+                deliveredBatches[batch.round] = batch.requests
             }
         }
 
@@ -180,8 +188,8 @@ extension AtomicBroadcast {
                 effects.append(child.lifted(message: { .agreement(round: agreementRound, $0) }, output: { _ in nil }))
             case .catchUpRequest(let requestedRound):
                 answerCatchUp(requestedRound, to: node, &effects)
-            case .catchUpResponse(let answeredRound, let highestRound, let vector):
-                receiveCatchUp(answeredRound, highestRound: highestRound, vector: vector, from: node, &effects)
+            case .catchUpResponse(let answeredRound, let highestRound, let batch):
+                receiveCatchUp(answeredRound, highestRound: highestRound, batch: batch, from: node, &effects)
             }
             advance(&effects)
             return effects
@@ -208,31 +216,36 @@ extension AtomicBroadcast {
                 catchUpWaiting[node] = requestedRound
                 return
             }
-            guard node != me, let vector = decidedVectors[requestedRound],
-                catchUpAnswered[requestedRound, default: []].insert(node).inserted
+            guard node != me, let batch = deliveredBatches[requestedRound],
+                catchUpAnswered[requestedRound, default: [:]][node, default: 0] < limits.catchUpAnswersPerPeerMax
             else { return }
-            effects.send(.catchUpResponse(round: requestedRound, highestRound: round - 1, vector: vector), to: .node(node))
+            catchUpAnswered[requestedRound, default: [:]][node, default: 0] += 1
+            effects.send(.catchUpResponse(round: requestedRound, highestRound: round - 1, batch: batch), to: .node(node))
         }
 
-        /// Delivers round r from catch-up answers once t + 1 parties sent the same valid vector: one of them
-        /// is honest, and every honest party decided that vector in round r (validated agreement).
+        /// Delivers round r from catch-up answers once t + 1 parties sent the same batch: one of them is
+        /// honest, and every honest party delivered that batch in round r (validated agreement decided the
+        /// same vector at all of them, and they deduplicate alike). A batch no honest party can have
+        /// delivered (not in digest order, over the caps, or repeating a request delivered here) is a fault.
         private mutating func receiveCatchUp(
-            _ answeredRound: UInt64, highestRound: UInt64, vector: [UInt8], from node: Int,
+            _ answeredRound: UInt64, highestRound: UInt64, batch: [[UInt8]], from node: Int,
             _ effects: inout Effects<Message, Output>
         ) {
             guard node != me, answeredRound == round, catchUpAnswers[node] == nil, agreements[round]?.output == nil
             else { return }
-            guard AtomicBroadcast.validVector(vector, round: round, path: path, configuration: configuration, limits: limits)
-                != nil
+            let digests = batch.map(AtomicBroadcast.digest)
+            let inOrder = zip(digests, digests.dropFirst()).allSatisfy { $0.0.lexicographicallyPrecedes($0.1) }
+            guard inOrder, batch.count <= configuration.replicas * limits.batchCountMax,
+                batch.allSatisfy({ $0.count <= limits.requestBytesMax }), digests.allSatisfy({ delivered[$0] == nil })
             else {
-                effects.fault(node, path, .invalidProof, "catch-up vector for round \(answeredRound) is not valid")
+                effects.fault(node, path, .invalidProof, "catch-up batch for round \(answeredRound) is not possible")
                 return
             }
-            catchUpAnswers[node] = vector
-            let matching = catchUpAnswers.values.filter { $0 == vector }.count
+            catchUpAnswers[node] = batch
+            let matching = catchUpAnswers.values.filter { $0 == batch }.count
             guard matching >= configuration.weakQuorum else { return }
             caughtUpRoundCount += 1
-            deliver(vector, &effects)
+            complete(batch, digests: digests, &effects)
             // Still behind: ask for the next round right away.
             if highestRound >= round { requestCatchUp(&effects) }
         }
@@ -303,8 +316,6 @@ extension AtomicBroadcast {
             guard let vector = AtomicBroadcast.validVector(
                 value, round: round, path: path, configuration: configuration, limits: limits, verifySignatures: false)
             else { preconditionFailure("a decided vector satisfies the round predicate") }
-            decidedVectors[round] = value
-            catchUpAnswers = [:]
             var fresh: [[UInt8]: [UInt8]] = [:]
             for queue in vector {
                 for request in queue.requests {
@@ -313,12 +324,22 @@ extension AtomicBroadcast {
                 }
             }
             let ordered = fresh.keys.sorted { $0.lexicographicallyPrecedes($1) }
-            for digest in ordered { delivered[digest] = round }
-            if !ordered.isEmpty {
-                pending.removeAll { fresh[$0.digest] != nil }
-                pendingDigests.subtract(ordered)
+            complete(ordered.map { fresh[$0]! }, digests: ordered, &effects)
+        }
+
+        /// Delivers `requests` (with their `digests`) as this round's batch and moves to the next round.
+        private mutating func complete(
+            _ requests: [[UInt8]], digests: [[UInt8]], _ effects: inout Effects<Message, Output>
+        ) {
+            deliveredBatches[round] = requests
+            catchUpAnswers = [:]
+            for digest in digests { delivered[digest] = round }
+            if !digests.isEmpty {
+                let done = Set(digests)
+                pending.removeAll { done.contains($0.digest) }
+                pendingDigests.subtract(done)
             }
-            effects.output(Batch(round: round, requests: ordered.map { fresh[$0]! }))
+            effects.output(Batch(round: round, requests: requests))
             round += 1
             for node in catchUpWaiting.keys.sorted() where catchUpWaiting[node] == round - 1 {
                 catchUpWaiting[node] = nil
@@ -339,7 +360,7 @@ extension AtomicBroadcast {
             if round > limits.deliveredMemoryRounds {
                 let oldest = round - limits.deliveredMemoryRounds
                 delivered = delivered.filter { $0.value >= oldest }
-                decidedVectors[oldest - 1] = nil
+                deliveredBatches[oldest - 1] = nil
                 catchUpAnswered = catchUpAnswered.filter { $0.key >= oldest }
             }
         }
