@@ -65,18 +65,34 @@ public enum SchedulerKind: String, Sendable, CaseIterable, Codable {
     case steer
 }
 
+/// Honest nodes that crash, losing everything but what they persisted, and restart from it
+/// (`SimulatedProtocol.restart`; docs/DURABILITY.md, "Crash-restart in the simulator").
+public enum RestartMode: String, Sendable, Hashable, Codable {
+    /// k honest nodes (1 ≤ k ≤ t, from the seed) crash and restart, each one to three times, and only
+    /// t − k nodes are Byzantine: at most t nodes are faulty or restarting at any moment, which is what
+    /// stage 1 of durability claims to be live with. Every check applies, liveness included.
+    case withinBound
+    /// t Byzantine nodes, and more than t honest nodes (t + 1 up to all of them) crash at about the same
+    /// step, some again later. Safety is checked as always; liveness is not promised (a round in flight at
+    /// more than t restarting nodes may never finish), so a required request missing at the end is a
+    /// stall, reported apart from the violations.
+    case beyondBound
+}
+
 /// A named attack: a scheduler and the behaviour of the Byzantine nodes; `nil` means the seed chooses
 /// (the scheduler among random, starve, partition and, if the protocol has one, steer; the behaviour per
-/// Byzantine node from the whole library).
+/// Byzantine node from the whole library). `restarts` adds honest nodes that crash and restart.
 public struct Adversary: Sendable, Hashable, CustomStringConvertible {
     public let name: String
     public let scheduler: SchedulerKind?
     public let behaviour: String?
+    public let restarts: RestartMode?
 
-    public init(name: String, scheduler: SchedulerKind?, behaviour: String?) {
+    public init(name: String, scheduler: SchedulerKind?, behaviour: String?, restarts: RestartMode? = nil) {
         self.name = name
         self.scheduler = scheduler
         self.behaviour = behaviour
+        self.restarts = restarts
     }
 
     public var description: String { name }
@@ -84,8 +100,10 @@ public struct Adversary: Sendable, Hashable, CustomStringConvertible {
     /// Every adversary for a protocol with these specific behaviours: one per behaviour (with a scheduler
     /// chosen by the seed), then one per adversarial scheduler (with mixed behaviours, except that `steer`
     /// uses the adapter's `steeringBehaviour` if it names one).
+    /// With `restarts`, also `restart` (within the bound) and `restart-many` (beyond it), with schedulers
+    /// and behaviours chosen by the seed.
     public static func catalogue(
-        specificBehaviours: [String], steering: Bool, steeringBehaviour: String? = nil
+        specificBehaviours: [String], steering: Bool, steeringBehaviour: String? = nil, restarts: Bool = false
     ) -> [Adversary] {
         var result = (ByzantineBehaviour.genericNames + specificBehaviours).map {
             Adversary(name: $0, scheduler: nil, behaviour: $0)
@@ -93,6 +111,10 @@ public struct Adversary: Sendable, Hashable, CustomStringConvertible {
         result.append(Adversary(name: "starve", scheduler: .starve, behaviour: nil))
         result.append(Adversary(name: "partition", scheduler: .partition, behaviour: nil))
         if steering { result.append(Adversary(name: "steer", scheduler: .steer, behaviour: steeringBehaviour)) }
+        if restarts {
+            result.append(Adversary(name: "restart", scheduler: nil, behaviour: nil, restarts: .withinBound))
+            result.append(Adversary(name: "restart-many", scheduler: nil, behaviour: nil, restarts: .beyondBound))
+        }
         return result
     }
 
@@ -100,6 +122,58 @@ public struct Adversary: Sendable, Hashable, CustomStringConvertible {
     public static func catalogue<P: SimulatedProtocol>(for adapter: P) -> [Adversary] {
         catalogue(
             specificBehaviours: adapter.specificBehaviours, steering: adapter.hasSteering,
-            steeringBehaviour: adapter.steeringBehaviour)
+            steeringBehaviour: adapter.steeringBehaviour, restarts: adapter.supportsRestart)
+    }
+}
+
+/// One crash of an honest node and its restart, drawn from the seed.
+struct CrashEvent: Sendable {
+    let node: Int
+    /// The delivery from which the crash is due (if the network runs dry first, it happens then).
+    let step: Int
+    /// Deliveries while the node is down (it restarts earlier if nothing else can be delivered).
+    let downSteps: Int
+    /// nil: the node crashes between two calls. Otherwise it crashes inside its next call at or after
+    /// `step`: after the call's commit, with only this many of the call's frames sent.
+    let sendsBeforeCrash: Int?
+    /// Per cent of the frames in flight to or from the node at the crash that are lost (acknowledged by
+    /// the link but not yet handled, or not yet sent from the crashed sender's queue); the others arrive,
+    /// those to the node after its restart. Frames sent to it while it is down wait for its restart (the
+    /// sender's link holds them until acknowledged).
+    let lossPercent: UInt64
+
+    /// The crashes of a run: for `withinBound`, one to three per crashing node, spread over `window`
+    /// deliveries; for `beyondBound`, every crashing node once near one common step, then some again.
+    static func draw(
+        _ mode: RestartMode, crashers: [Int], replicas: Int, window: Int, random: inout ProtocolRandom
+    ) -> [CrashEvent] {
+        let loss: UInt64 = [0, 50, 100][Int(random.next() % 3)]
+        let window = max(window, 8)
+        func event(_ node: Int, at step: Int) -> CrashEvent {
+            CrashEvent(
+                node: node, step: step, downSteps: Int(random.next() % UInt64(window / 2)),
+                sendsBeforeCrash: random.next() % 2 == 0 ? nil : Int(random.next() % UInt64(2 * replicas)),
+                lossPercent: loss)
+        }
+        var events = [CrashEvent]()
+        switch mode {
+        case .withinBound:
+            for node in crashers {
+                var step = 0
+                for _ in 0...(random.next() % 3) {
+                    step += 1 + Int(random.next() % UInt64(window))
+                    events.append(event(node, at: step))
+                }
+            }
+        case .beyondBound:
+            let common = 1 + Int(random.next() % UInt64(window))
+            for node in crashers {
+                events.append(event(node, at: common + Int(random.next() % UInt64(2 * replicas))))
+                if random.next() % 2 == 0 {
+                    events.append(event(node, at: common + 1 + Int(random.next() % UInt64(window))))
+                }
+            }
+        }
+        return events.sorted { ($0.step, $0.node) < ($1.step, $1.node) }
     }
 }

@@ -33,10 +33,20 @@ struct Engine<P: SimulatedProtocol> {
     private(set) var events: [String]?
     /// When set, collects the body of every message an honest node sends (to record a replay source).
     var recordedBodies: [[UInt8]]?
+    /// Crashes still to happen, in step order (`CrashEvent`).
+    private var crashes: [CrashEvent]
+    /// A crash due inside the node's next call, by node.
+    private var armed: [Int: CrashEvent] = [:]
+    /// Crashed nodes and the step at which each restarts.
+    private var restartSteps: [Int: Int] = [:]
+    private var restartRandom: ProtocolRandom
+    /// What happened to the crashing nodes, in order, for the report.
+    private(set) var restartLog: [String] = []
 
     init(
         adapter: P, context: SimulationContext, scenario: P.Scenario, instances: [P.Instance?],
-        byzantineNodes: [ByzantineNode<P>?], network: Network<Message>, stepsMax: Int, trace: Bool
+        byzantineNodes: [ByzantineNode<P>?], network: Network<Message>, stepsMax: Int, trace: Bool,
+        crashes: [CrashEvent] = [], restartRandom: ProtocolRandom = .seeded(0)
     ) {
         let n = context.replicas
         precondition(instances.count == n && byzantineNodes.count == n)
@@ -55,6 +65,8 @@ struct Engine<P: SimulatedProtocol> {
         messagesReceived = Array(repeating: 0, count: n)
         bytesReceived = Array(repeating: 0, count: n)
         events = trace ? [] : nil
+        self.crashes = crashes
+        self.restartRandom = restartRandom
     }
 
     /// Starts every node in index order, then delivers until nothing is pending or `stepsMax` is reached.
@@ -70,7 +82,13 @@ struct Engine<P: SimulatedProtocol> {
             }
         }
         let healTime = network.plan.healTime
-        while let transmission = network.next() {
+        while true {
+            takeDueCrashesAndRestarts()
+            guard let transmission = network.next() else {
+                // Nothing can be delivered: a crashed node comes back, or the next crash happens now.
+                if forceNextCrashOrRestart() { continue }
+                break
+            }
             steps += 1
             if network.now >= healTime && transmission.fromHonest { honestDeliveriesAfterHeal += 1 }
             var header = ByteWriter(capacity: 24)
@@ -100,6 +118,7 @@ struct Engine<P: SimulatedProtocol> {
     private mutating func deliver(_ transmission: Transmission<Message>) {
         let to = transmission.to
         if instances[to - 1] != nil {
+            precondition(restartSteps[to] == nil, "the network delivered to crashed node \(to)")
             messagesReceived[to - 1] += 1
             bytesReceived[to - 1] += transmission.bytes.count
             switch wire.decode(transmission.bytes, from: transmission.from, as: Message.self) {
@@ -107,7 +126,12 @@ struct Engine<P: SimulatedProtocol> {
                 record(fault, reportedBy: to)
             case .message(let message):
                 let effects = instances[to - 1]!.handle(message, from: transmission.from)
-                absorb(effects, at: to)
+                if let crash = armed.removeValue(forKey: to) {
+                    absorb(effects, at: to, sendsBeforeCrash: crash.sendsBeforeCrash)
+                    crashNow(crash)
+                } else {
+                    absorb(effects, at: to)
+                }
             }
         } else {
             let packets = byzantineNodes[to - 1]!.receive(
@@ -117,9 +141,77 @@ struct Engine<P: SimulatedProtocol> {
         }
     }
 
+    // MARK: - Crash and restart
+
+    /// Crashes between calls whose step has come, arms those due inside a call, and restarts the nodes
+    /// whose time down is over.
+    private mutating func takeDueCrashesAndRestarts() {
+        for (node, step) in restartSteps.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) where step <= steps {
+            restart(node)
+        }
+        // A node still down (or already armed) takes its next crash after its restart.
+        while let index = crashes.firstIndex(where: {
+            $0.step <= steps && restartSteps[$0.node] == nil && armed[$0.node] == nil
+        }) {
+            let crash = crashes.remove(at: index)
+            if crash.sendsBeforeCrash == nil {
+                crashNow(crash)
+            } else {
+                armed[crash.node] = crash
+            }
+        }
+    }
+
+    /// When nothing can be delivered: restarts the node that is due first, or else crashes the node of
+    /// the next armed or planned crash now (between calls). Returns false if no crash or restart is left.
+    private mutating func forceNextCrashOrRestart() -> Bool {
+        if let (node, _) = restartSteps.min(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
+            restart(node)
+            return true
+        }
+        if let node = armed.keys.min() {
+            crashNow(armed.removeValue(forKey: node)!)
+            return true
+        }
+        if !crashes.isEmpty {
+            crashNow(crashes.removeFirst())
+            return true
+        }
+        return false
+    }
+
+    private mutating func crashNow(_ crash: CrashEvent) {
+        let node = crash.node
+        restartSteps[node] = steps + crash.downSteps
+        network.crash(node, lossPercent: crash.lossPercent)
+        let how = crash.sendsBeforeCrash.map { "inside a call, after \($0) of its sends" } ?? "between calls"
+        let line = "node \(node) crashed at step \(steps) \(how)"
+        restartLog.append(line)
+        events?.append("   " + line)
+    }
+
+    private mutating func restart(_ node: Int) {
+        restartSteps[node] = nil
+        network.restart(node)
+        var random = restartRandom.split()
+        let (instance, effects) = adapter.restart(
+            instances[node - 1]!, node: node, scenario: scenario, context: context, random: &random)
+        instances[node - 1] = instance
+        // The bound on deliveries before every required output counts from the last restart, as from the
+        // last heal of a partition.
+        honestDeliveriesAfterHeal = 0
+        let line = "node \(node) restarted at step \(steps) \(adapter.describeResumption(instance))"
+        restartLog.append(line)
+        events?.append("   " + line)
+        absorb(effects, at: node)
+    }
+
     /// Takes an honest node's effects: records outputs and faults, puts messages on the network, and
     /// hands the node its own messages at once (through the codec too), until it has nothing more to say.
-    private mutating func absorb(_ first: Effects<Message, Output>, at node: Int) {
+    /// With `sendsBeforeCrash` the node crashes inside this call, after its commit (its outputs are on
+    /// disk) and after that many frames went out; the rest, and its own loopback messages, are lost.
+    private mutating func absorb(_ first: Effects<Message, Output>, at node: Int, sendsBeforeCrash: Int? = nil) {
+        var sendBudget = sendsBeforeCrash ?? Int.max
         var loopback = [[UInt8]]()
         var effects = first
         while true {
@@ -142,7 +234,8 @@ struct Engine<P: SimulatedProtocol> {
                     for to in 1...context.replicas {
                         if to == node {
                             loopback.append(bytes)
-                        } else {
+                        } else if sendBudget > 0 {
+                            sendBudget -= 1
                             send(bytes, message: outgoing.message, from: node, to: to)
                         }
                     }
@@ -152,10 +245,13 @@ struct Engine<P: SimulatedProtocol> {
                     guard context.configuration.isMember(to) else {
                         preconditionFailure("node \(node) addressed non-member \(to)")
                     }
-                    send(bytes, message: outgoing.message, from: node, to: to)
+                    if sendBudget > 0 {
+                        sendBudget -= 1
+                        send(bytes, message: outgoing.message, from: node, to: to)
+                    }
                 }
             }
-            guard !loopback.isEmpty else { return }
+            guard sendsBeforeCrash == nil, !loopback.isEmpty else { return }
             let bytes = loopback.removeFirst()
             switch wire.decode(bytes, from: node, as: Message.self) {
             case .fault(let fault):

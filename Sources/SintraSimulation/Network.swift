@@ -94,6 +94,12 @@ struct Network<Message> {
     private var sequence: UInt64 = 0
     /// Virtual time: the delivery time of the last delivered message.
     private(set) var now: UInt64 = 0
+    /// Crashed nodes, not restarted yet.
+    private var down: Set<Int> = []
+    /// Frames for crashed nodes, delivered after their restart.
+    private var parked: [Transmission<Message>] = []
+    /// Frames lost in crashes.
+    private(set) var lostCount = 0
 
     init(plan: NetworkPlan, random: ProtocolRandom, steering: (any Steering<Message>)?) {
         self.plan = plan
@@ -103,8 +109,17 @@ struct Network<Message> {
 
     var pendingCount: Int { queue.count + held.count }
 
-    /// Puts a frame on the wire; the plan decides when it arrives.
+    /// Puts a frame on the wire; the plan decides when it arrives. A frame for a crashed node waits for
+    /// its restart (the sender's link keeps it until the peer acknowledges it).
     mutating func send(from: Int, to: Int, bytes: [UInt8], message: Message?, fromHonest: Bool) {
+        if down.contains(to) {
+            sequence += 1
+            parked.append(
+                Transmission(
+                    sequence: sequence, deliverAt: now, from: from, to: to, bytes: bytes, message: message,
+                    fromHonest: fromHonest))
+            return
+        }
         var delay = 1 + random.next() % plan.delaySpread
         if random.next() % 32 == 0 { delay += random.next() % (16 * plan.delaySpread) }
         if plan.rushing && !fromHonest { delay = 1 }
@@ -122,6 +137,39 @@ struct Network<Message> {
             held.append(transmission)
         } else {
             push(transmission)
+        }
+    }
+
+    /// `node` crashes: of the frames in flight to or from it, `lossPercent` per cent (drawn frame by frame)
+    /// are lost; the others from it still arrive, the others to it wait for its restart.
+    mutating func crash(_ node: Int, lossPercent: UInt64) {
+        down.insert(node)
+        let affected = queue.filter { $0.to == node || $0.from == node } + held.filter { $0.to == node || $0.from == node }
+        queue.removeAll { $0.to == node || $0.from == node }
+        held.removeAll { $0.to == node || $0.from == node }
+        for parent in stride(from: queue.count / 2 - 1, through: 0, by: -1) { siftDown(parent) }
+        for transmission in affected {
+            if random.next() % 100 < lossPercent {
+                lostCount += 1
+            } else if transmission.to == node {
+                parked.append(transmission)
+            } else if transmission.to == plan.victim {
+                held.append(transmission)
+            } else {
+                push(transmission)
+            }
+        }
+    }
+
+    /// `node` is up again: the frames that waited for it are sent now, in their order.
+    mutating func restart(_ node: Int) {
+        down.remove(node)
+        let waiting = parked.filter { $0.to == node }
+        parked.removeAll { $0.to == node }
+        for transmission in waiting {
+            send(
+                from: transmission.from, to: node, bytes: transmission.bytes, message: transmission.message,
+                fromHonest: transmission.fromHonest)
         }
     }
 

@@ -25,6 +25,11 @@ public struct AdversarySummary: Sendable, Codable {
     public let faults: [RunResult.FaultCount]
     /// Ordering protocols: requests delivered, rounds, latency and costs per request.
     public let order: OrderSummary?
+    /// Crashes and restarts of honest nodes over all runs (the `restart` adversaries).
+    public let restarts: Int
+    /// Runs that stalled where liveness was not promised (`restart-many`), and their first findings.
+    public let stalledRuns: Int
+    public let stalls: [String]
 
     public struct RoundCount: Sendable, Codable, Hashable {
         public let round: Int
@@ -67,6 +72,10 @@ public struct AdversarySummary: Sendable, Codable {
         for count in results.flatMap(\.faultCounts) { faults[count.kind, default: 0] += count.count }
         self.faults = faults.keys.sorted().map { RunResult.FaultCount(kind: $0, count: faults[$0]!) }
         order = OrderSummary(results)
+        restarts = results.reduce(0) { $0 + $1.restarts.filter { $0.contains("restarted") }.count }
+        let stalled = results.filter { !$0.stalls.isEmpty }
+        stalledRuns = stalled.count
+        stalls = stalled.prefix(5).map { "seed \($0.seed): \($0.stalls[0]) [replay: \($0.replay)]" }
     }
 }
 
@@ -114,6 +123,12 @@ public struct SimulationSummary: Sendable, Codable {
             }
             lines.append(line)
             if let order = summary.order { lines.append("              " + order.text) }
+            if summary.restarts > 0 {
+                lines.append(
+                    "              restarts of honest nodes \(summary.restarts); stalled runs \(summary.stalledRuns)"
+                        + (summary.stalledRuns > 0 ? " (liveness not promised beyond t restarting)" : ""))
+                for stall in summary.stalls { lines.append("    stall \(stall)") }
+            }
             if !summary.faults.isEmpty {
                 lines.append(
                     "              faults reported: "

@@ -158,6 +158,19 @@ public protocol SimulatedProtocol {
 
     /// Command-line options that shape this adapter's scenarios (e.g. ` --requests 2`), for replay commands.
     var commandLineOptions: String { get }
+
+    /// Whether honest nodes can crash and restart from what they persisted (then the `restart` adversaries
+    /// exist for this protocol).
+    var supportsRestart: Bool { get }
+
+    /// Node `node` after a crash: a new instance built only from what `crashed` had persisted (all its
+    /// volatile state is lost), and the effects of starting it. `random` is a fresh stream for the node.
+    func restart(
+        _ crashed: Instance, node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
+    ) -> (Instance, Effects<Instance.Message, Instance.Output>)
+
+    /// Where a restarted instance resumed, for the report (e.g. the round and the silent rounds).
+    func describeResumption(_ instance: Instance) -> String
 }
 
 extension SimulatedProtocol {
@@ -201,6 +214,16 @@ extension SimulatedProtocol {
     }
 
     public var commandLineOptions: String { "" }
+
+    public var supportsRestart: Bool { false }
+
+    public func restart(
+        _ crashed: Instance, node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
+    ) -> (Instance, Effects<Instance.Message, Instance.Output>) {
+        preconditionFailure("\(name) does not support crash-restart")
+    }
+
+    public func describeResumption(_ instance: Instance) -> String { "" }
 }
 
 extension SimulatedProtocol where ByzantineMemory == Void {

@@ -61,6 +61,12 @@ public struct RunResult: Sendable, Codable {
     /// The delivery log, when asked for.
     public let trace: [String]?
     public let replay: String
+    /// Honest nodes that crashed and restarted (the `restart` adversaries), and what happened to them.
+    public let crashers: [Int]
+    public let restarts: [String]
+    /// Liveness findings of a run in which liveness was not promised (more than t nodes restarting):
+    /// a stall, not a violation.
+    public let stalls: [String]
 
     public struct FaultCount: Sendable, Codable, Hashable {
         public let kind: String
@@ -98,13 +104,36 @@ public struct Simulation<P: SimulatedProtocol> {
         var nodeRandoms = (1...n).map { _ in master.split() }
         let byzantineRandoms = (1...n).map { _ in master.split() }
 
-        // t Byzantine nodes, a uniformly random subset.
+        // t Byzantine nodes, a uniformly random subset; within the restart bound, k crashing honest nodes
+        // take the place of k of them.
+        let restartMode = adapter.supportsRestart ? adversary.restarts : nil
+        var withinBoundCrashers = 0
+        if restartMode == .withinBound, configuration.faulty > 0 {
+            withinBoundCrashers = 1 + Int(adversaryRandom.next() % UInt64(configuration.faulty))
+        }
+        let byzantineCount = configuration.faulty - withinBoundCrashers
         var members = Array(1...n)
         for index in 0..<configuration.faulty {
             members.swapAt(index, index + Int(adversaryRandom.next() % UInt64(n - index)))
         }
-        let byzantine = members.prefix(configuration.faulty).sorted()
+        let byzantine = members.prefix(byzantineCount).sorted()
         let honest = (1...n).filter { !byzantine.contains($0) }
+        var crashers = [Int]()
+        switch restartMode {
+        case .withinBound?:
+            crashers = members[byzantineCount..<configuration.faulty].sorted()
+        case .beyondBound?:
+            // t + 1 up to every honest node.
+            let count = configuration.faulty + 1
+                + Int(adversaryRandom.next() % UInt64(honest.count - configuration.faulty))
+            var shuffled = honest
+            for index in 0..<count {
+                shuffled.swapAt(index, index + Int(adversaryRandom.next() % UInt64(shuffled.count - index)))
+            }
+            crashers = shuffled.prefix(count).sorted()
+        case nil:
+            break
+        }
         var schedulers: [SchedulerKind] = [.random, .starve, .partition]
         if adapter.hasSteering { schedulers.append(.steer) }
         let scheduler = adversary.scheduler ?? schedulers[Int(adversaryRandom.next() % UInt64(schedulers.count))]
@@ -144,6 +173,16 @@ public struct Simulation<P: SimulatedProtocol> {
             }
         }
         let byzantineBudget = behaviours.reduce(0) { $0 + ByzantineNode<P>.extraPacketsMax(replicas: n, behaviour: $1) }
+        var crashes = [CrashEvent]()
+        var restartRandom = ProtocolRandom.seeded(0)
+        if let restartMode {
+            // Runs of abc and kv take about 28 n² deliveries (n = 4 and 7, a few rounds): most crashes
+            // fall inside the run, the later ones of a node after it went quiet.
+            crashes = CrashEvent.draw(
+                restartMode, crashers: crashers, replicas: n,
+                window: 24 * n * n, random: &adversaryRandom)
+            restartRandom = master.split()
+        }
         var engine = Engine(
             adapter: adapter, context: context, scenario: scenario, instances: instances,
             byzantineNodes: byzantineNodes,
@@ -151,7 +190,7 @@ public struct Simulation<P: SimulatedProtocol> {
                 plan: plan, random: networkRandom,
                 steering: scheduler == .steer ? adapter.makeSteering(scenario: scenario, context: context) : nil),
             stepsMax: 8 * adapter.terminationStepsMax(context: context) + 4 * byzantineBudget + 1000,
-            trace: trace)
+            trace: trace, crashes: crashes, restartRandom: restartRandom)
         engine.run()
 
         let replay = replayCommand(seed: seed, adversary: adversary)
@@ -159,7 +198,17 @@ public struct Simulation<P: SimulatedProtocol> {
         let observation = engine.observation(
             guarantees: guarantees,
             terminationStepsMax: adapter.terminationStepsMax(context: context) + byzantineBudget)
-        let violations = Checkers.check(observation).map {
+        var findings = Checkers.check(observation)
+        // Beyond the restart bound liveness is not promised: a missing delivery is a stall, not a violation.
+        var stalls = [String]()
+        // The liveness findings are exactly those of `Checkers.lostItems` (a required request missing at an
+        // honest node, or late); every other finding stays a violation.
+        if restartMode == .beyondBound, let order = observation.order {
+            let liveness = Set(Checkers.lostItems(observation, order))
+            stalls = findings.filter(liveness.contains).map { "\($0.kind.rawValue): \($0.detail)" }
+            findings.removeAll(where: liveness.contains)
+        }
+        let violations = findings.map {
             Violation(kind: $0.kind, detail: $0.detail, seed: seed, replay: replay)
         }
         return RunResult(
@@ -172,7 +221,8 @@ public struct Simulation<P: SimulatedProtocol> {
             faultCounts: engine.faultCounts(), outputs: engine.outputDescriptions(),
             allHonestOutput: engine.allHonestOutput, violations: violations,
             order: observation.order.map(OrderStatistics.init),
-            traceDigest: engine.digest(), trace: engine.events, replay: replay)
+            traceDigest: engine.digest(), trace: engine.events, replay: replay,
+            crashers: crashers, restarts: engine.restartLog, stalls: stalls)
     }
 
     /// The message bodies of an honest run of a sibling instance (another path), for replaying.

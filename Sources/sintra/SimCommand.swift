@@ -18,7 +18,11 @@ struct SimCommand: ParsableCommand {
             invalid-vector, oversized, withhold, equivocate, replay-round, honest), each with a scheduler \
             chosen by the seed, and the schedulers starve and partition with behaviours chosen by the seed, \
             and steer: for abba split and steer against the coin, with Byzantine nodes voting both ways; for \
-            abc and kv a different honest node starved in every round. Checked after each run: agreement, \
+            abc and kv a different honest node starved in every round. For abc and kv also restart (k ≤ t \
+            honest nodes crash, losing all but what a replica persists, and restart from it, with t − k \
+            Byzantine nodes) and restart-many (t Byzantine nodes and more than t honest ones crashing at \
+            about the same time: safety is checked, and a missing delivery is reported as a stall, since \
+            liveness is not promised there). Checked after each run: agreement, \
             validity, integrity, totality (rbc), termination after the network heals, bounded buffers, and \
             that no honest node accuses an honest one; for abc and kv batch by batch: total order, no \
             request twice, no request lost that t + 1 honest replicas got, and (kv) replies, state digests \

@@ -18,7 +18,10 @@ import Testing
     func everyAdversaryLeavesTheInvariantsIntact(replicas: Int, faulty: Int, firstSeed: UInt64, seeds: Int) throws {
         let runner = try SimulationCatalog.runner(
             for: "kv", replicas: replicas, faulty: faulty, options: SimulationOptions(requests: 1))
-        let summary = runner.runMany(firstSeed: firstSeed, seeds: seeds, adversaries: runner.adversaries)
+        // Crash-restart runs have their own tests (`RestartSimulationTests`).
+        let adversaries = runner.adversaries.filter { $0.restarts == nil }
+        #expect(runner.adversaries.count == adversaries.count + 2)
+        let summary = runner.runMany(firstSeed: firstSeed, seeds: seeds, adversaries: adversaries)
         #expect(summary.violations.isEmpty, "\(summary.text)")
         for adversary in summary.adversaries {
             let order = try #require(adversary.order)

@@ -5,6 +5,10 @@ import SintraCrypto
 /// One replica of the `abc` simulation: an atomic broadcast instance, the requests clients gave it at the
 /// start, and those they give it later (once it has delivered the run's first request, so that they meet
 /// rounds already under way).
+///
+/// Every call into the instance is committed to the node's `SimulatedStore` before its effects leave the
+/// node, as `ReplicaNode` commits to its `ReplicaStore`, so that a crash (the `restart` adversaries)
+/// leaves exactly what a real replica would find on disk.
 public struct AtomicBroadcastNode: ProtocolInstance {
     public typealias Message = AtomicBroadcast.Message
     public typealias Output = AtomicBroadcast.Batch
@@ -13,26 +17,51 @@ public struct AtomicBroadcastNode: ProtocolInstance {
     /// Requests to submit once `trigger` is delivered.
     private var later: [[UInt8]]
     private let trigger: [UInt8]
+    /// What survives a crash.
+    public private(set) var store: SimulatedStore
+    /// Rounds between snapshots (an atomic broadcast node has no state to snapshot: the snapshot only
+    /// prunes the log, as at a replica).
+    let snapshotInterval: UInt64
 
-    init(broadcast: AtomicBroadcast.Instance, later: [[UInt8]], trigger: [UInt8]) {
+    init(
+        broadcast: AtomicBroadcast.Instance, later: [[UInt8]], trigger: [UInt8], store: SimulatedStore,
+        snapshotInterval: UInt64
+    ) {
         self.broadcast = broadcast
         self.later = later
         self.trigger = trigger
+        self.store = store
+        self.snapshotInterval = snapshotInterval
     }
 
     public var path: InstancePath { broadcast.path }
 
     public var isFinished: Bool { broadcast.isFinished && later.isEmpty }
 
-    /// Submits `requests` in order.
-    mutating func submit(_ requests: [[UInt8]]) -> Effects<Message, Output> {
-        var effects = Effects<Message, Output>()
-        for request in requests { effects.append(broadcast.submit(request).1) }
+    /// Commits one call's effects before they are sent or output, then snapshots if due.
+    private mutating func committed(_ effects: Effects<Message, Output>) -> Effects<Message, Output> {
+        store.commit(effects)
+        // Nothing to execute: the snapshot follows the commit at once.
+        if let last = effects.outputs.last {
+            store.snapshotIfDue(after: last.round, interval: snapshotInterval) { [] }
+        }
         return effects
     }
 
+    /// Submits `requests` in order.
+    mutating func submit(_ requests: [[UInt8]]) -> Effects<Message, Output> {
+        var effects = Effects<Message, Output>()
+        for request in requests { effects.append(committed(broadcast.submit(request).1)) }
+        return effects
+    }
+
+    /// A restarted node's first call (`AtomicBroadcast.Instance.start`).
+    mutating func start() -> Effects<Message, Output> {
+        committed(broadcast.start())
+    }
+
     public mutating func handle(_ message: Message, from sender: Int) -> Effects<Message, Output> {
-        var effects = broadcast.handle(message, from: sender)
+        var effects = committed(broadcast.handle(message, from: sender))
         if !later.isEmpty, effects.outputs.contains(where: { $0.requests.contains(trigger) }) {
             let requests = later
             later = []
@@ -149,7 +178,45 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
             configuration: context.configuration, keys: context.keys(of: node), path: context.path,
             random: random.split(), limits: scenario.limits)
         let later = scenario.requests.filter { $0.later && $0.targets.contains(node) }.map(\.bytes)
-        return AtomicBroadcastNode(broadcast: broadcast, later: later, trigger: scenario.requests[0].bytes)
+        return AtomicBroadcastNode(
+            broadcast: broadcast, later: later, trigger: scenario.requests[0].bytes,
+            store: SimulatedStore(keepRounds: scenario.limits.deliveredMemoryRounds),
+            snapshotInterval: Self.snapshotInterval(context))
+    }
+
+    /// Rounds between snapshots: 1–4, from the seed (without drawing from a stream, so runs of the other
+    /// adversaries stay as they were).
+    static func snapshotInterval(_ context: SimulationContext) -> UInt64 { 1 + (context.seed >> 8) % 4 }
+
+    public var supportsRestart: Bool { true }
+
+    public func describeResumption(_ instance: Instance) -> String {
+        "at round \(instance.broadcast.round), silent through \(instance.broadcast.silentThrough)"
+    }
+
+    /// A node rebuilt from `crashed.store` only (`ReplicaNode`'s restart): the instance resumes after the
+    /// last round on disk, silent up to the send horizon. Its clients still wait for the requests they gave
+    /// it, so they send them again (a client retransmits until t + 1 replicas answered): every request the
+    /// scenario gave this node that is not in a batch on disk, and the later ones if their trigger is on
+    /// disk (otherwise they wait for it, as at the start).
+    public func restart(
+        _ crashed: Instance, node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
+    ) -> (Instance, Effects<Instance.Message, Instance.Output>) {
+        let store = crashed.store
+        let broadcast = AtomicBroadcast.Instance(
+            configuration: context.configuration, keys: context.keys(of: node), path: context.path,
+            random: random.split(), limits: scenario.limits, resuming: store.resumption)
+        let first = scenario.requests[0].bytes
+        let triggered = store.contains(first)
+        let later = scenario.requests.filter { $0.later && $0.targets.contains(node) }.map(\.bytes)
+        var restarted = AtomicBroadcastNode(
+            broadcast: broadcast, later: triggered ? [] : later, trigger: first, store: store,
+            snapshotInterval: crashed.snapshotInterval)
+        var effects = restarted.start()
+        let given = scenario.requests.filter { !$0.later && $0.targets.contains(node) }.map(\.bytes)
+            + (triggered ? later : []) + [scenario.tooLarge]
+        effects.append(restarted.submit(given.filter { !store.contains($0) }))
+        return (restarted, effects)
     }
 
     public func start(_ instance: inout Instance, node: Int, scenario: Scenario, context: SimulationContext)
@@ -203,8 +270,8 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
             return "r\(round) " + ValidatedAgreementAdapter().describe(message: inner)
         case .catchUpRequest(let round):
             return "catch-up request r\(round)"
-        case .catchUpResponse(let round, let highestRound, let vector):
-            return "catch-up response r\(round) (decided up to r\(highestRound)): \(vector.count) bytes"
+        case .catchUpResponse(let round, let highestRound, let batch):
+            return "catch-up response r\(round) (decided up to r\(highestRound)): \(batch.count) requests"
         }
     }
 

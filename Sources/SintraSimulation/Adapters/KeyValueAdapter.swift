@@ -19,6 +19,11 @@ public struct KeyValueRound: Sendable, Equatable {
 /// previous one. The simulation models that by having each replica the client talks to submit the
 /// client's next request when it has executed the previous one (a client that pipelined requests would
 /// see later ones executed first and the earlier ones rejected as stale).
+///
+/// Durable as `ReplicaNode` is: every call into atomic broadcast is committed to the `SimulatedStore`
+/// before its effects leave the replica, and every `snapshotInterval` rounds the executor is
+/// snapshotted after the call's batches are executed. A restart (`KeyValueAdapter.restart`) restores the
+/// snapshot and replays the log after it through `apply`, the function the live path uses.
 public struct KeyValueReplica: ProtocolInstance {
     public typealias Message = AtomicBroadcast.Message
     public typealias Output = KeyValueRound
@@ -29,12 +34,21 @@ public struct KeyValueReplica: ProtocolInstance {
     private var authenticator: RequestAuthenticator
     /// For each honest client that talks to this replica, its requests not submitted yet, in order.
     private var scripts: [[UInt8]: [ClientRequest]]
+    /// What survives a crash.
+    public private(set) var store: SimulatedStore
+    let snapshotInterval: UInt64
 
-    init(broadcast: AtomicBroadcast.Instance, clusterIdentifier: [UInt8], scripts: [[UInt8]: [ClientRequest]]) {
+    init(
+        broadcast: AtomicBroadcast.Instance, executor: RequestExecutor<KeyValueStore>,
+        authenticator: RequestAuthenticator, scripts: [[UInt8]: [ClientRequest]], store: SimulatedStore,
+        snapshotInterval: UInt64
+    ) {
         self.broadcast = broadcast
-        self.executor = RequestExecutor(machine: KeyValueStore())
-        self.authenticator = RequestAuthenticator(clusterIdentifier: clusterIdentifier)
+        self.executor = executor
+        self.authenticator = authenticator
         self.scripts = scripts
+        self.store = store
+        self.snapshotInterval = snapshotInterval
     }
 
     public var path: InstancePath { broadcast.path }
@@ -47,17 +61,57 @@ public struct KeyValueReplica: ProtocolInstance {
         var effects = Effects<Message, AtomicBroadcast.Batch>()
         for request in requests {
             guard (try? authenticator.admit(request)) != nil else { continue }
-            effects.append(broadcast.submit(request).1)
+            effects.append(store.committing(broadcast.submit(request).1))
         }
         return execute(effects)
     }
 
+    /// A restarted replica's first call (`AtomicBroadcast.Instance.start`), then its clients' requests.
+    mutating func start(resubmitting requests: [[UInt8]]) -> Effects<Message, Output> {
+        var effects = execute(store.committing(broadcast.start()))
+        effects.append(submit(requests))
+        return effects
+    }
+
     public mutating func handle(_ message: Message, from sender: Int) -> Effects<Message, Output> {
-        execute(broadcast.handle(message, from: sender))
+        execute(store.committing(broadcast.handle(message, from: sender)))
+    }
+
+    /// Authenticates and executes one batch's requests in order: what this replica replies to each, and
+    /// the requests it executed. One function for live execution and for replay after a restart.
+    static func apply(
+        _ requests: [[UInt8]], executor: inout RequestExecutor<KeyValueStore>,
+        authenticator: inout RequestAuthenticator
+    ) -> (replies: [KeyValueReply], executed: [ClientRequest]) {
+        var replies = [KeyValueReply]()
+        var executed = [ClientRequest]()
+        for authentication in authenticator.authenticate(batch: requests) {
+            let request: ClientRequest
+            switch authentication {
+            case .success(let authentic): request = authentic
+            case .failure(.malformed):
+                replies.append(.undecodable)
+                continue
+            case .failure:
+                replies.append(.unauthentic)
+                continue
+            }
+            switch executor.execute(request) {
+            case .executed(let reply):
+                replies.append(.executed(reply.result))
+                executed.append(request)
+            case .duplicate(let reply):
+                replies.append(.duplicate(reply.result))
+            case .stale:
+                replies.append(.stale)
+            }
+        }
+        return (replies, executed)
     }
 
     /// Executes every delivered batch in order, submitting each client's next request as its previous one
-    /// is executed (which may deliver more).
+    /// is executed (which may deliver more). The effects are committed already; the snapshot follows the
+    /// execution of a call's batches.
     private mutating func execute(_ first: Effects<Message, AtomicBroadcast.Batch>) -> Effects<Message, Output> {
         var result = Effects<Message, Output>()
         var pending = [first]
@@ -66,30 +120,13 @@ public struct KeyValueReplica: ProtocolInstance {
             result.messages += effects.messages
             result.faults += effects.faults
             for batch in effects.outputs {
-                var replies = [KeyValueReply]()
+                let (replies, executed) = Self.apply(
+                    batch.requests, executor: &executor, authenticator: &authenticator)
                 var next = [ClientRequest]()
-                for authentication in authenticator.authenticate(batch: batch.requests) {
-                    let request: ClientRequest
-                    switch authentication {
-                    case .success(let authentic): request = authentic
-                    case .failure(.malformed):
-                        replies.append(.undecodable)
-                        continue
-                    case .failure:
-                        replies.append(.unauthentic)
-                        continue
-                    }
-                    switch executor.execute(request) {
-                    case .executed(let reply):
-                        replies.append(.executed(reply.result))
-                        if let following = scripts[request.client]?.first, following.sequence == request.sequence + 1 {
-                            scripts[request.client]!.removeFirst()
-                            next.append(following)
-                        }
-                    case .duplicate(let reply):
-                        replies.append(.duplicate(reply.result))
-                    case .stale:
-                        replies.append(.stale)
+                for request in executed {
+                    if let following = scripts[request.client]?.first, following.sequence == request.sequence + 1 {
+                        scripts[request.client]!.removeFirst()
+                        next.append(following)
                     }
                 }
                 result.output(
@@ -98,8 +135,12 @@ public struct KeyValueReplica: ProtocolInstance {
                         digest: executor.machine.digest))
                 for request in next {
                     guard (try? authenticator.admit(request.encoded)) != nil else { continue }
-                    pending.append(broadcast.submit(request.encoded).1)
+                    pending.append(store.committing(broadcast.submit(request.encoded).1))
                 }
+            }
+            if let last = effects.outputs.last {
+                let executor = self.executor
+                store.snapshotIfDue(after: last.round, interval: snapshotInterval) { executor.snapshot() }
             }
         }
         return result
@@ -262,7 +303,58 @@ public struct KeyValueAdapter: SimulatedProtocol {
             scripts[client.id] = Array(client.requests.dropFirst())
         }
         return KeyValueReplica(
-            broadcast: broadcast, clusterIdentifier: context.configuration.clusterIdentifier, scripts: scripts)
+            broadcast: broadcast, executor: RequestExecutor(machine: KeyValueStore()),
+            authenticator: RequestAuthenticator(clusterIdentifier: context.configuration.clusterIdentifier),
+            scripts: scripts, store: SimulatedStore(keepRounds: scenario.limits.deliveredMemoryRounds),
+            snapshotInterval: AtomicBroadcastAdapter.snapshotInterval(context))
+    }
+
+    public var supportsRestart: Bool { true }
+
+    public func describeResumption(_ instance: Instance) -> String {
+        "at round \(instance.broadcast.round), silent through \(instance.broadcast.silentThrough)"
+    }
+
+    /// A replica rebuilt from `crashed.store` only, as `ReplicaNode` restarts: the executor restored from
+    /// the snapshot, the log after it replayed through `KeyValueReplica.apply` (no outputs: the replica
+    /// output those rounds before it crashed), atomic broadcast resumed after the last round on disk.
+    /// Each closed-loop client that talks to it has its next request unanswered (the one after the last
+    /// the restored executor ran for it), and sends it again; the Byzantine client's requests that are not
+    /// in a batch on disk come again too.
+    public func restart(
+        _ crashed: Instance, node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
+    ) -> (Instance, Effects<Instance.Message, Instance.Output>) {
+        let store = crashed.store
+        var executor = RequestExecutor(machine: KeyValueStore())
+        if let snapshot = store.snapshot {
+            do {
+                executor = try RequestExecutor(snapshot: snapshot.state)
+            } catch {
+                preconditionFailure("a snapshot this replica wrote decodes: \(error)")
+            }
+        }
+        var authenticator = RequestAuthenticator(clusterIdentifier: context.configuration.clusterIdentifier)
+        for batch in store.logAfterSnapshot {
+            _ = KeyValueReplica.apply(batch.requests, executor: &executor, authenticator: &authenticator)
+        }
+        var scripts = [[UInt8]: [ClientRequest]]()
+        var resubmitted = [[UInt8]]()
+        for client in scenario.clients where client.targets.contains(node) {
+            let done = executor.lastSequence(of: client.id) ?? 0
+            let open = client.requests.filter { $0.sequence > done }
+            if let next = open.first { resubmitted.append(next.encoded) }
+            scripts[client.id] = Array(open.dropFirst())
+        }
+        resubmitted += scenario.byzantineSubmissions.filter { $0.targets.contains(node) && !store.contains($0.bytes) }
+            .map(\.bytes)
+        let broadcast = AtomicBroadcast.Instance(
+            configuration: context.configuration, keys: context.keys(of: node), path: context.path,
+            random: random.split(), limits: scenario.limits, resuming: store.resumption)
+        var restarted = KeyValueReplica(
+            broadcast: broadcast, executor: executor, authenticator: authenticator, scripts: scripts, store: store,
+            snapshotInterval: crashed.snapshotInterval)
+        let effects = restarted.start(resubmitting: resubmitted)
+        return (restarted, effects)
     }
 
     public func start(_ instance: inout Instance, node: Int, scenario: Scenario, context: SimulationContext)
