@@ -1,0 +1,106 @@
+import SintraCore
+import SintraCrypto
+import Testing
+
+/// Atomic broadcast's catch-up across restarts (docs/DURABILITY.md, "What the simulation found"): answers
+/// carry delivered batches, a restarted party answers from the batches on disk, a peer that asks again
+/// after its restart is answered again, and a resumed party asks for the rounds whose messages it lost.
+@Suite struct CatchUpTests {
+    /// Three rounds delivered everywhere by a 4-party network; returns it and party 1's batches.
+    static func decidedRounds() throws -> (TestNetwork<AtomicBroadcast.Instance>, [AtomicBroadcast.Batch]) {
+        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 21)
+        for index in 0..<3 {
+            for me in 1...4 {
+                let (_, effects) = network.nodes[me]!.submit(Array("round \(index) from \(me)".utf8))
+                network.absorb(effects, from: me)
+            }
+            network.run()
+        }
+        let batches = network.outputs[1] ?? []
+        #expect(batches.count >= 3)
+        return (network, batches)
+    }
+
+    static func answers(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) -> [[[UInt8]]] {
+        effects.messages.compactMap {
+            if case .catchUpResponse(_, _, let batch) = $0.message { return batch }
+            return nil
+        }
+    }
+
+    /// An honest party asks for a round once per life, so a repeat comes from a peer that restarted before
+    /// the answer arrived: it is answered again, up to `catchUpAnswersPerPeerMax` times.
+    @Test func aPeerThatAsksAgainIsAnsweredAgainUpToTheCap() throws {
+        var (network, batches) = try Self.decidedRounds()
+        let cap = network.nodes[1]!.limits.catchUpAnswersPerPeerMax
+        var answered = [[[UInt8]]]()
+        for _ in 0..<(cap + 2) {
+            answered += Self.answers(network.nodes[1]!.handle(.catchUpRequest(round: 1), from: 4))
+        }
+        #expect(answered.count == cap)
+        #expect(answered.allSatisfy { $0 == batches[0].requests })
+    }
+
+    /// A party restarted from its store (no decided vectors, only batches) answers for rounds it delivered
+    /// before the restart with exactly the batch it delivered.
+    @Test func aRestartedPartyAnswersForRoundsBeforeItsRestart() throws {
+        let (_, batches) = try Self.decidedRounds()
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        var resumed = AtomicBroadcast.Instance(
+            configuration: configuration, keys: keys[0], path: AtomicBroadcastTests.path, random: .seeded(5),
+            resuming: .init(nextRound: batches.last!.round + 1, recentBatches: batches, sendHorizon: 0))
+        for batch in batches {
+            let effects = resumed.handle(.catchUpRequest(round: batch.round), from: 3)
+            #expect(Self.answers(effects) == [batch.requests])
+        }
+    }
+
+    /// t + 1 equal batches deliver the round; a batch no honest party can have delivered (not in digest
+    /// order) is a fault and does not count.
+    @Test func equalBatchesFromTPlusOnePeersDeliverAndAnImpossibleOneIsAFault() throws {
+        let (_, batches) = try Self.decidedRounds()
+        let first = try #require(batches.first { $0.requests.count >= 2 })
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        var laggard = AtomicBroadcast.Instance(
+            configuration: configuration, keys: keys[3], path: AtomicBroadcastTests.path, random: .seeded(6),
+            resuming: .init(
+                nextRound: first.round, recentBatches: batches.filter { $0.round < first.round }, sendHorizon: 0))
+        let highest = batches.last!.round
+        let reversed = laggard.handle(
+            .catchUpResponse(round: first.round, highestRound: highest, batch: first.requests.reversed()), from: 1)
+        #expect(reversed.faults.map(\.kind) == [.invalidProof])
+        let one = laggard.handle(.catchUpResponse(round: first.round, highestRound: highest, batch: first.requests), from: 2)
+        #expect(one.outputs.isEmpty)
+        let two = laggard.handle(.catchUpResponse(round: first.round, highestRound: highest, batch: first.requests), from: 3)
+        #expect(two.outputs == [first])
+        #expect(laggard.caughtUpRoundCount == 1)
+        // Still behind: it asks for the next round at once.
+        #expect(two.messages.contains { $0.message == .catchUpRequest(round: first.round + 1) })
+    }
+
+    /// A resumed party with no silent round still asks for the round it resumes in (and the window after
+    /// it) by catch-up: messages of those rounds it held before the crash are lost, and nobody resends them.
+    @Test func aResumedPartyAsksForTheRoundsWhoseMessagesItLost() throws {
+        let (_, batches) = try Self.decidedRounds()
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        let next = batches.last!.round + 1
+        var resumed = AtomicBroadcast.Instance(
+            configuration: configuration, keys: keys[1], path: AtomicBroadcastTests.path, random: .seeded(7),
+            resuming: .init(nextRound: next, recentBatches: batches, sendHorizon: 0))
+        #expect(resumed.silentThrough == 0)
+        #expect(resumed.start().messages.map(\.message) == [.catchUpRequest(round: next)])
+    }
+
+    /// The answer's batch decodes within the wire's bounds; a count beyond what the bytes can hold is refused.
+    @Test func catchUpResponsesDecodeWithinBounds() throws {
+        let limits = WireLimits(payloadBytesMax: 1 << 10, memberCount: 4)
+        let message = AtomicBroadcast.Message.catchUpResponse(round: 3, highestRound: 5, batch: [[1, 2], [], [3]])
+        #expect(try AtomicBroadcast.Message(encoded: message.encoded, limits: limits) == message)
+        var writer = ByteWriter()
+        writer.write(UInt8(3))
+        writer.write(UInt64(3))
+        writer.write(UInt64(5))
+        writer.write(UInt32(1_000_000))
+        #expect(throws: DecodingError.self) { try AtomicBroadcast.Message(encoded: writer.bytes, limits: limits) }
+    }
+}
