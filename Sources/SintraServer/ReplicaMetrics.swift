@@ -13,7 +13,9 @@ import SintraReplica
 /// Metric names (all prefixed `sintra_`): `round`, `batches_delivered_total`, `requests_executed_total`,
 /// `requests_refused_total{reason}`, `requests_skipped_total{reason}`, `faults_total{kind}`,
 /// `malformed_frames_total`, `network_events_total{event}`, `send_queue_depth{peer}`,
-/// `client_connections`, `client_requests_total`, `client_malformed_records_total`.
+/// `client_connections`, `client_requests_total`, `client_malformed_records_total`,
+/// `checkpoint_stable_round`, `state_transfers_total`, `state_transfer_rejected_total`, `diverged` (1 once
+/// the replica stopped because its state differs from a certified checkpoint).
 public final class ReplicaMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
@@ -52,6 +54,10 @@ public final class ReplicaMetrics: Sendable {
             count("sintra_requests_executed_total", [], Int(clamping: executed), &totals)
             count("sintra_malformed_frames_total", [], statistics.malformedFrames, &totals)
             count("sintra_send_refused_total", [], statistics.refusedSends, &totals)
+            gauge("sintra_checkpoint_stable_round", [], &totals).record(Int64(clamping: statistics.stableCheckpointRound))
+            count("sintra_state_transfers_total", [], statistics.stateTransfers, &totals)
+            count("sintra_state_transfer_rejected_total", [], statistics.rejectedStateAnswers, &totals)
+            gauge("sintra_diverged", [], &totals).record(Int64(statistics.divergences))
             for error in [ClientRequestError.malformed, .invalidPublicKey, .invalidSignature] {
                 let number = statistics.refusedRequests[error, default: 0]
                 count("sintra_requests_refused_total", [("reason", error.reason)], number, &totals)

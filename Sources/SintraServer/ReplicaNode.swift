@@ -32,6 +32,13 @@ import SintraStorage
 /// digest), and resumes atomic broadcast at the next round, silent up to the send horizon so that it never
 /// contradicts a message it sent before the restart. Without a store everything is in memory, and a
 /// restarted replica must not rejoin its cluster.
+///
+/// Checkpoints (`Checkpoint`, docs/DURABILITY.md): every `snapshotInterval` rounds the node snapshots its
+/// state, signs its digest and sends the vote to its peers (frames at `Checkpoint.path`); n − t matching
+/// votes make a stable checkpoint. A node whose own digest differs from a certified one has diverged and
+/// stops (`divergedRound`). A node that learns of a stable checkpoint well past its own round (further
+/// behind than the peers' catch-up memory can serve) fetches that checkpoint's state from a peer, in
+/// chunks, checks it against the certified digest, installs it, and resumes atomic broadcast after it.
 public actor ReplicaNode {
     /// The path of the one atomic broadcast instance a replica runs.
     public static let path = InstancePath("abc")
@@ -43,9 +50,32 @@ public actor ReplicaNode {
         public var broadcastLimits = AtomicBroadcast.Limits()
         /// Where the node keeps its durable state; nil keeps everything in memory.
         public var store: ReplicaStore?
-        /// Rounds between snapshots of the executor. Recovery replays at most this many rounds, and the log
-        /// keeps this many plus `broadcastLimits.deliveredMemoryRounds`.
-        public var snapshotInterval: UInt64 = 256
+        /// Rounds between checkpoints: at every round that is a multiple of it, the node snapshots its state
+        /// (on disk with a store, in memory to serve state transfer either way) and signs the state's digest.
+        /// Recovery replays at most this many rounds, and the log keeps at most this many.
+        ///
+        /// 64, the peers' catch-up memory (`broadcastLimits.deliveredMemoryRounds`): a replica that installs
+        /// the latest stable checkpoint catches up the rounds after it from the peers' memory, so the
+        /// checkpoints must come at least that often (a longer interval would leave a laggard that installed
+        /// one unable to catch up the rest until the next). Every snapshot is a checkpoint, so the state a
+        /// certificate covers is always one a peer keeps and can serve.
+        public var snapshotInterval: UInt64 = 64
+        /// How far (in rounds) a stable checkpoint must be ahead of the last delivered round before the node
+        /// fetches its state instead of catching up round by round; nil: half the peers' catch-up memory
+        /// (`broadcastLimits.deliveredMemoryRounds / 2`, 32), where catch-up starts to be at risk. A local
+        /// choice (replicas may differ); lower values make a slow replica transfer more often.
+        public var stateTransferLag: UInt64?
+        /// How long a state-transfer request may go unanswered before the node asks another peer.
+        public var stateTransferTimeout: Duration = .seconds(10)
+        /// The largest checkpoint state the node accepts by state transfer (a Byzantine peer cannot make it
+        /// hold more).
+        public var stateBytesMax = 512 << 20
+        /// A replica started with `--reseed` on a new store: it forgot what it sent before, so it sends nothing
+        /// until it installed a checkpoint from its peers (also read from the store, `ReplicaStore.reseeding`).
+        public var reseeding = false
+        /// Fault injection for tests of state transfer: this node answers state requests with a forged
+        /// state and certificate requests with a forged certificate (a Byzantine server).
+        var forgesServedStates = false
 
         public init() {}
     }
@@ -75,8 +105,21 @@ public actor ReplicaNode {
         public var refusedSends = 0
         /// Rounds restored from the store at start (replayed after its snapshot).
         public var replayedRounds = 0
-        /// Snapshots written.
+        /// Snapshots written (= checkpoints this node signed).
         public var snapshots = 0
+        /// The round of the latest stable checkpoint this node knows (0 if none).
+        public var stableCheckpointRound: UInt64 = 0
+        /// Stable checkpoints this node learnt (formed from votes or received as certificates).
+        public var stableCheckpoints = 0
+        /// Checkpoints installed by state transfer.
+        public var stateTransfers = 0
+        /// State-transfer answers rejected (a chunk out of order or over the bounds, a state whose digest is
+        /// not the certified one).
+        public var rejectedStateAnswers = 0
+        /// State-transfer requests that timed out (the node asked another peer).
+        public var stateTransferTimeouts = 0
+        /// 1 once the node found its state differs from a certified checkpoint (it stopped).
+        public var divergences = 0
         public init() {}
     }
 
@@ -87,8 +130,30 @@ public actor ReplicaNode {
     /// The executor, the execution chain, and the authenticator (`Execution`).
     private var execution: Execution
     private let store: ReplicaStore?
+    private let keys: LocalKeys
     private let snapshotInterval: UInt64
+    private let stateTransferTimeout: Duration
+    private let stateBytesMax: Int
+    private let stateTransferLag: UInt64
+    private let forgesServedStates: Bool
     private var snapshotRound: UInt64 = 0
+    /// The highest round of a binding message this node sent (the send horizon, also without a store).
+    private var sentHorizon: UInt64 = 0
+    /// Checkpoint votes and the latest stable checkpoint.
+    private var votes: CheckpointVotes
+    /// This node's digests of its last checkpoints (at most 4), to find a divergence when one is certified.
+    private var ownDigests: [UInt64: [UInt8]] = [:]
+    /// The encoded states of this node's last two checkpoints, served to peers that state-transfer.
+    private var servedStates: [UInt64: [UInt8]] = [:]
+    /// Digests of the requests delivered in the last `deliveredMemoryRounds` rounds, by round: part of the
+    /// checkpoint state (`CheckpointState`).
+    private var recentDigests: [UInt64: [[UInt8]]] = [:]
+    private var transfer: StateTransfer?
+    private var transferRequests: UInt64 = 0
+    /// Set until the node installed a checkpoint after `--reseed` (it is silent until then).
+    private var reseeding: Bool
+    /// The round of a certified checkpoint this node's state differs from: it stopped (fail-stop).
+    public private(set) var divergedRound: UInt64?
     /// The store error that stopped this node: a replica that cannot persist takes no further part
     /// (fail-stop), because going on would send messages its disk does not know about.
     public private(set) var storageFailure: StoreError?
@@ -113,7 +178,12 @@ public actor ReplicaNode {
         self.configuration = configuration
         self.network = try ReplicaNetwork(configuration: cluster, identity: keys.identity, options: options.network)
         self.store = options.store
+        self.keys = keys
         self.snapshotInterval = max(1, options.snapshotInterval)
+        self.stateTransferTimeout = options.stateTransferTimeout
+        self.stateBytesMax = options.stateBytesMax
+        self.stateTransferLag = max(1, options.stateTransferLag ?? options.broadcastLimits.deliveredMemoryRounds / 2)
+        self.forgesServedStates = options.forgesServedStates
         var resumption: AtomicBroadcast.Instance.Resumption?
         var recovered: Recovered?
         if let store = options.store {
@@ -121,10 +191,24 @@ public actor ReplicaNode {
             guard store.owner == owner else {
                 throw StoreError.foreignDatabase(path: store.path, expected: owner, found: store.owner)
             }
-            recovered = try Recovered(store.recover(), clusterIdentifier: configuration.clusterIdentifier, path: store.path)
+            recovered = try Recovered(
+                store.recover(), configuration: configuration, memory: options.broadcastLimits.deliveredMemoryRounds,
+                path: store.path)
             resumption = recovered?.resumption
         }
+        let reseeding = options.reseeding || (recovered?.reseeding ?? false)
+        self.reseeding = reseeding
+        self.sentHorizon = resumption?.sendHorizon ?? 0
+        if reseeding {
+            // Silent in every round until a checkpoint is installed (`install`): it may have sent anything
+            // before its store was lost. Catch-up still delivers, so it follows the cluster meanwhile.
+            resumption = AtomicBroadcast.Instance.Resumption(
+                nextRound: resumption?.nextRound ?? 1, recentBatches: [], sendHorizon: UInt64(Int64.max),
+                recentDigests: resumption?.recentDigests ?? [:])
+        }
         self.execution = recovered?.execution ?? Execution(clusterIdentifier: configuration.clusterIdentifier)
+        self.votes = CheckpointVotes(configuration: configuration, stable: recovered?.certificate)
+        self.recentDigests = recovered?.recentDigests ?? [:]
         self.instance = AtomicBroadcast.Instance(
             configuration: configuration, keys: keys, path: ReplicaNode.path, random: .system(),
             limits: options.broadcastLimits, resuming: resumption)
@@ -133,6 +217,13 @@ public actor ReplicaNode {
         var logger = options.logger
         logger[metadataKey: "member"] = "\(secrets.index)"
         self.logger = logger
+        if let recovered, let served = recovered.servedState {
+            servedStates[served.round] = served.state
+            ownDigests[served.round] = Checkpoint.digest(
+                clusterIdentifier: configuration.clusterIdentifier, round: served.round, state: served.state)
+        }
+        statistics.stableCheckpointRound = recovered?.certificate?.round ?? 0
+        if reseeding { logger.notice("reseeding: silent until a checkpoint is installed from the peers") }
         if let recovered, recovered.resumption.nextRound > 1 || recovered.resumption.sendHorizon > 0 {
             snapshotRound = recovered.snapshotRound
             statistics.replayedRounds = recovered.replayedRounds
@@ -156,6 +247,9 @@ public actor ReplicaNode {
         try await network.start()
         // A resumed instance asks its peers for the rounds it must catch up silently.
         perform(instance.start())
+        // A restarted replica may be further behind than catch-up can serve: the peers' latest stable
+        // checkpoint tells (`considerTransfer`).
+        sendCheckpoint(.certificateRequest, to: nil)
         let frames = network.frames
         receiving = Task { [weak self] in
             for await received in frames {
@@ -212,7 +306,7 @@ public actor ReplicaNode {
 
     private func submitVerified(_ bytes: [UInt8]) -> AtomicBroadcast.Instance.SubmitResult {
         // A stopped node orders nothing more; the client gets its answers from the other replicas.
-        guard storageFailure == nil else { return .queueFull }
+        guard !isStopped else { return .queueFull }
         execution.authenticator.remember(verified: bytes)
         let (result, effects) = instance.submit(bytes)
         perform(effects)
@@ -232,8 +326,25 @@ public actor ReplicaNode {
             batchCount: UInt64(statistics.batches), stateDigest: execution.executor.machine.digest)
     }
 
+    /// Checkpoint votes held (bounded by `CheckpointVotes.roundsPerMember` per member).
+    var heldCheckpointVotes: Int { votes.heldVoteCount }
+    /// The latest stable checkpoint this node knows.
+    public var stableCheckpoint: StableCheckpoint? { votes.stable }
+
+    /// Whether the node stopped taking part: its store failed, or its state diverged from a certified one.
+    public var isStopped: Bool { storageFailure != nil || divergedRound != nil }
+
     private func receive(_ received: ReceivedFrame) {
-        guard storageFailure == nil else { return }
+        guard !isStopped else { return }
+        if received.frame.path == Checkpoint.path {
+            guard let message = try? CheckpointMessage(encoded: received.frame.body, limits: wireLimits) else {
+                statistics.malformedFrames += 1
+                logger.debug("dropped malformed checkpoint frame", metadata: ["sender": "\(received.sender)"])
+                return
+            }
+            receiveCheckpoint(message, from: received.sender)
+            return
+        }
         guard received.frame.path == ReplicaNode.path,
             let message = try? AtomicBroadcast.Message(encoded: received.frame.body, limits: wireLimits)
         else {
@@ -261,14 +372,20 @@ public actor ReplicaNode {
             }
         }
         for fault in effects.faults {
-            statistics.faults += 1
-            statistics.faultsByKind[fault.kind.rawValue, default: 0] += 1
-            logger.warning("peer fault", metadata: ["fault": "\(fault)"])
+            recordFault(fault.kind, "\(fault)")
         }
         for batch in effects.outputs {
             execute(batch)
+            if batch.round % snapshotInterval == 0 { checkpoint(at: batch.round) }
+            // A checkpoint found a divergence: execute nothing more.
+            if isStopped { return }
         }
-        if let last = effects.outputs.last { snapshotIfDue(after: last.round) }
+    }
+
+    private func recordFault(_ kind: Fault.Kind, _ description: String) {
+        statistics.faults += 1
+        statistics.faultsByKind[kind.rawValue, default: 0] += 1
+        logger.warning("peer fault", metadata: ["fault": "\(description)"])
     }
 
     /// One transaction for all delivered batches (group commit) that also raises the send horizon to the
@@ -278,9 +395,10 @@ public actor ReplicaNode {
     /// next round, so after a restart it is silent in no round. Returns false, and stops the node, if the
     /// store failed.
     private func persist(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) -> Bool {
-        guard storageFailure == nil else { return false }
-        guard let store else { return true }
+        guard !isStopped else { return false }
         let horizon = effects.messages.compactMap { AtomicBroadcast.bindingRound(of: $0.message) }.max() ?? 0
+        sentHorizon = max(sentHorizon, horizon)
+        guard let store else { return true }
         guard !effects.outputs.isEmpty || horizon > store.sendHorizon else { return true }
         do {
             try store.commit(
@@ -294,24 +412,367 @@ public actor ReplicaNode {
         }
     }
 
-    private func snapshotIfDue(after round: UInt64) {
-        guard let store, round >= snapshotRound + snapshotInterval else { return }
-        do {
-            try store.saveSnapshot(
-                ReplicaStore.Snapshot(round: round, state: execution.chain + execution.executor.snapshot()),
-                keepRounds: instance.limits.deliveredMemoryRounds)
-            snapshotRound = round
-            statistics.snapshots += 1
-        } catch {
-            // The log still holds every round since the last snapshot, so this is not yet a failure of
-            // durability; the next due round tries again.
-            logger.error("snapshot failed", metadata: ["error": "\(error)"])
+    // MARK: Checkpoints
+
+    /// Takes the checkpoint of `round` (just executed): encodes the state, saves it as the snapshot (the log
+    /// at or below it goes: the state carries the recent digests the log was kept for), keeps it to serve,
+    /// signs its digest and sends the vote to the peers.
+    private func checkpoint(at round: UInt64) {
+        let memory = instance.limits.deliveredMemoryRounds
+        let recent = recentDigests.keys.sorted().filter { round < memory || $0 > round - memory }.filter { $0 <= round }
+        let state = CheckpointState(
+            chain: execution.chain, executor: execution.executor.snapshot(),
+            recentDigests: recent.map { ($0, recentDigests[$0]!) }
+        ).encoded
+        let digest = Checkpoint.digest(clusterIdentifier: configuration.clusterIdentifier, round: round, state: state)
+        if let store {
+            do {
+                try store.saveSnapshot(ReplicaStore.Snapshot(round: round, state: state, format: 2), keepRounds: 0)
+            } catch {
+                // The log still holds every round since the last snapshot, so this is not yet a failure of
+                // durability; the next checkpoint tries again.
+                logger.error("snapshot failed", metadata: ["error": "\(error)"])
+            }
         }
+        snapshotRound = round
+        statistics.snapshots += 1
+        servedStates[round] = state
+        if servedStates.count > 2, let oldest = servedStates.keys.min() { servedStates[oldest] = nil }
+        ownDigests[round] = digest
+        if ownDigests.count > 4, let oldest = ownDigests.keys.min() { ownDigests[oldest] = nil }
+        let signature = keys.identity.sign(Checkpoint.statement(round: round, digest: digest))
+        for peer in configuration.members where peer != member {
+            sendCheckpoint(.vote(round: round, digest: digest, signature: signature), to: peer)
+        }
+        if let stable = votes.stable, stable.round == round {
+            // Certified before this node got here (it was behind): check, and keep the certificate.
+            checkAgainst(stable)
+            if !isStopped, let store {
+                try? store.saveCertificate(ReplicaStore.Certificate(round: round, bytes: stable.encoded))
+            }
+        } else {
+            receiveVote(round: round, digest: digest, signature: signature, from: member)
+        }
+    }
+
+    private func sendCheckpoint(_ message: CheckpointMessage, to peer: Int?) {
+        let frame = Frame(
+            clusterIdentifier: configuration.clusterIdentifier, sender: member, path: Checkpoint.path,
+            body: message.encoded)
+        if let peer {
+            if network.send(frame, to: peer) == .queueFull { statistics.refusedSends += 1 }
+        } else {
+            for peer in configuration.members where peer != member {
+                if network.send(frame, to: peer) == .queueFull { statistics.refusedSends += 1 }
+            }
+        }
+    }
+
+    private func receiveCheckpoint(_ message: CheckpointMessage, from sender: Int) {
+        guard sender != member else { return }
+        switch message {
+        case .vote(let round, let digest, let signature):
+            receiveVote(round: round, digest: digest, signature: signature, from: sender)
+        case .certificateRequest:
+            if forgesServedStates {
+                sendCheckpoint(.certificate(forgedCertificate()), to: sender)
+            } else if let stable = votes.stable {
+                sendCheckpoint(.certificate(stable), to: sender)
+            }
+        case .certificate(let checkpoint):
+            // Only a newer one is worth its n − t signature checks.
+            guard checkpoint.round > (votes.stable?.round ?? 0) else { return }
+            guard checkpoint.isValid(configuration: configuration) else {
+                recordFault(.invalidProof, "checkpoint certificate for round \(checkpoint.round) from \(sender) does not verify")
+                return
+            }
+            votes.adopt(checkpoint)
+            learnt(checkpoint)
+        case .stateRequest(let round, let offset):
+            serveState(round: round, offset: offset, to: sender)
+        case .stateChunk(let round, let offset, let totalBytes, let bytes):
+            receiveChunk(round: round, offset: offset, totalBytes: totalBytes, bytes: bytes, from: sender)
+        }
+    }
+
+    private func receiveVote(round: UInt64, digest: [UInt8], signature: [UInt8], from sender: Int) {
+        switch votes.add(round: round, digest: digest, signature: signature, from: sender) {
+        case .invalid:
+            recordFault(.invalidProof, "checkpoint vote for round \(round) from \(sender) does not verify")
+        case .stable(let checkpoint):
+            learnt(checkpoint)
+        case .stale, .recorded:
+            break
+        }
+    }
+
+    /// A new stable checkpoint: check this node's own state against it, persist its certificate with the
+    /// snapshot it certifies, and state-transfer if it is far ahead.
+    private func learnt(_ checkpoint: StableCheckpoint) {
+        statistics.stableCheckpoints += 1
+        statistics.stableCheckpointRound = checkpoint.round
+        checkAgainst(checkpoint)
+        guard !isStopped else { return }
+        if let store, snapshotRound == checkpoint.round {
+            do {
+                try store.saveCertificate(ReplicaStore.Certificate(round: checkpoint.round, bytes: checkpoint.encoded))
+            } catch {
+                logger.error("saving a checkpoint certificate failed", metadata: ["error": "\(error)"])
+            }
+        }
+        considerTransfer()
+    }
+
+    /// What a Byzantine server (`forgesServedStates`) claims: a far-ahead checkpoint signed by itself and,
+    /// supposedly, by n − t − 1 others (garbage).
+    private func forgedCertificate() -> StableCheckpoint {
+        let round = (votes.stable?.round ?? 0) + 100 * snapshotInterval
+        let digest = [UInt8](repeating: 0xab, count: 32)
+        let own = keys.identity.sign(Checkpoint.statement(round: round, digest: digest))
+        let others = configuration.members.filter { $0 != member }.prefix(configuration.quorum - 1).map {
+            QuorumCertificate.Signature(member: $0, bytes: [UInt8](repeating: UInt8($0), count: 64))
+        }
+        return StableCheckpoint(
+            round: round, digest: digest,
+            certificate: QuorumCertificate(signatures: [.init(member: member, bytes: own)] + others))
+    }
+
+    /// Fail-stop on divergence: this node's digest of a certified round is not the certified one. At least
+    /// t + 1 honest replicas signed the certified digest, so it is this node's state that is wrong (a bug,
+    /// a corrupted disk it could not detect, a bit flip in memory); going on would serve wrong replies and
+    /// sign wrong checkpoints.
+    private func checkAgainst(_ checkpoint: StableCheckpoint) {
+        guard let own = ownDigests[checkpoint.round], own != checkpoint.digest, divergedRound == nil else { return }
+        divergedRound = checkpoint.round
+        statistics.divergences = 1
+        transfer = nil
+        logger.critical(
+            "state diverged from a certified checkpoint; this replica stops (restart it with --reseed to fetch the state from its peers)",
+            metadata: [
+                "round": "\(checkpoint.round)", "ownDigest": "\(Hex.encode(own))",
+                "certifiedDigest": "\(Hex.encode(checkpoint.digest))",
+            ])
+    }
+
+    // MARK: State transfer
+
+    /// A state transfer in progress: the checkpoint it installs, the peers to ask in turn, and the bytes
+    /// received so far from the current one.
+    struct StateTransfer {
+        let target: StableCheckpoint
+        let peers: [Int]
+        var attempt = 0
+        var received: [UInt8] = []
+        var totalBytes: UInt64?
+        var request: UInt64 = 0
+
+        var peer: Int { peers[attempt % peers.count] }
+    }
+
+    /// Starts (or retargets) a state transfer if the latest stable checkpoint is so far ahead that catching
+    /// up round by round may be impossible: the peers remember decided vectors of their last
+    /// `deliveredMemoryRounds` rounds only, so a checkpoint half that far ahead (`stateTransferLag`) is the
+    /// point where fetching the state is the sure way. A reseeding node transfers from any checkpoint ahead
+    /// of it.
+    private func considerTransfer() {
+        guard !isStopped, let stable = votes.stable else { return }
+        let delivered = instance.round - 1
+        if reseeding, stable.round <= delivered {
+            // Caught up past the checkpoint by catch-up alone: it can rejoin from here.
+            rejoinAfterReseed(checkpointRound: stable.round)
+            return
+        }
+        let lag = reseeding ? 1 : stateTransferLag
+        guard stable.round >= delivered + lag else { return }
+        if let transfer, transfer.target.round >= stable.round { return }
+        // The signers computed this state, so they hold it; then the others.
+        let signers = stable.certificate.signers.filter { $0 != member }
+        let others = configuration.members.filter { $0 != member && !signers.contains($0) }
+        transfer = StateTransfer(target: stable, peers: signers + others)
+        logger.info(
+            "state transfer started",
+            metadata: ["checkpoint": "\(stable.round)", "delivered": "\(delivered)", "peer": "\(transfer!.peer)"])
+        requestChunk()
+    }
+
+    private func requestChunk() {
+        guard var transfer else { return }
+        transferRequests += 1
+        transfer.request = transferRequests
+        self.transfer = transfer
+        sendCheckpoint(
+            .stateRequest(round: transfer.target.round, offset: UInt64(transfer.received.count)), to: transfer.peer)
+        let request = transferRequests
+        let timeout = stateTransferTimeout
+        Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.transferTimedOut(request)
+        }
+    }
+
+    private func transferTimedOut(_ request: UInt64) {
+        guard let transfer, transfer.request == request, !isStopped else { return }
+        statistics.stateTransferTimeouts += 1
+        logger.notice("state transfer request timed out", metadata: ["peer": "\(transfer.peer)"])
+        nextPeer()
+    }
+
+    /// Starts over with the next peer (the bytes of the previous one are dropped, so a bad state is always
+    /// blamed on the one peer that sent all of it).
+    private func nextPeer() {
+        guard var transfer else { return }
+        transfer.attempt += 1
+        transfer.received = []
+        transfer.totalBytes = nil
+        self.transfer = transfer
+        requestChunk()
+    }
+
+    private func rejectAnswer(from peer: Int, _ reason: String) {
+        statistics.rejectedStateAnswers += 1
+        recordFault(.invalidProof, "state transfer answer from \(peer): \(reason)")
+        nextPeer()
+    }
+
+    private func serveState(round: UInt64, offset: UInt64, to peer: Int) {
+        guard let state = servedStates[round] else {
+            // Moved on (or never had it): the newer certificate lets the peer retarget.
+            if let stable = votes.stable, stable.round > round { sendCheckpoint(.certificate(stable), to: peer) }
+            return
+        }
+        guard offset < UInt64(state.count) else { return }
+        let start = Int(offset)
+        let end = min(state.count, start + Checkpoint.chunkBytes)
+        if forgesServedStates {
+            var forged = state
+            forged[forged.count / 2] ^= 0x5a
+            sendCheckpoint(
+                .stateChunk(round: round, offset: offset, totalBytes: UInt64(forged.count), bytes: Array(forged[start..<end])),
+                to: peer)
+            return
+        }
+        sendCheckpoint(
+            .stateChunk(round: round, offset: offset, totalBytes: UInt64(state.count), bytes: Array(state[start..<end])),
+            to: peer)
+    }
+
+    private func receiveChunk(round: UInt64, offset: UInt64, totalBytes: UInt64, bytes: [UInt8], from peer: Int) {
+        // Answers to an older transfer, or from a peer not asked now, are ignored: not a fault (they may be late).
+        guard var transfer, transfer.target.round == round, transfer.peer == peer else { return }
+        guard offset == UInt64(transfer.received.count), totalBytes > 0, totalBytes <= UInt64(stateBytesMax),
+            transfer.totalBytes.map({ $0 == totalBytes }) ?? true, !bytes.isEmpty,
+            offset + UInt64(bytes.count) <= totalBytes
+        else {
+            rejectAnswer(from: peer, "chunk out of order or over its bounds")
+            return
+        }
+        transfer.totalBytes = totalBytes
+        transfer.received += bytes
+        self.transfer = transfer
+        guard UInt64(transfer.received.count) == totalBytes else {
+            requestChunk()
+            return
+        }
+        let digest = Checkpoint.digest(
+            clusterIdentifier: configuration.clusterIdentifier, round: round, state: transfer.received)
+        guard digest == transfer.target.digest else {
+            rejectAnswer(from: peer, "state of round \(round) does not match the certified digest")
+            return
+        }
+        install(transfer.target, state: transfer.received, from: peer)
+    }
+
+    /// Installs a verified checkpoint state: executor, chain, recent digests, on disk with the certificate
+    /// (one transaction), then a new atomic broadcast instance at the next round. The new instance is
+    /// silent in that round, so it asks for it by catch-up at once and goes on round by round while the
+    /// peers are ahead (it sent nothing in those rounds before, so taking part later is safe).
+    private func install(_ checkpoint: StableCheckpoint, state: [UInt8], from peer: Int) {
+        transfer = nil
+        let round = checkpoint.round
+        guard round > instance.round - 1 else { return }  // Overtaken by catch-up meanwhile.
+        let decoded: CheckpointState
+        let executor: RequestExecutor<KeyValueStore>
+        do {
+            decoded = try CheckpointState(encoded: state)
+            executor = try RequestExecutor(snapshot: decoded.executor)
+        } catch {
+            // n − t replicas, t + 1 of them honest, signed this state: not decoding it is a bug here.
+            logger.error("a certified checkpoint state does not decode", metadata: ["error": "\(error)"])
+            return
+        }
+        // A reseeded replica forgot how far it got before: see `rejoinAfterReseed`.
+        let horizon = reseeding ? reseedHorizon(after: round) : max(sentHorizon, round + 1)
+        if let store {
+            do {
+                try store.installCheckpoint(
+                    ReplicaStore.Snapshot(round: round, state: state, format: 2),
+                    certificate: ReplicaStore.Certificate(round: round, bytes: checkpoint.encoded), sendHorizon: horizon)
+            } catch {
+                storageFailure = error
+                logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+        execution.executor = executor
+        execution.chain = decoded.chain
+        recentDigests = Dictionary(uniqueKeysWithValues: decoded.recentDigests.map { ($0.round, $0.digests) })
+        snapshotRound = round
+        servedStates[round] = state
+        ownDigests[round] = checkpoint.digest
+        statistics.stateTransfers += 1
+        reseeding = false
+        logger.info(
+            "installed checkpoint by state transfer",
+            metadata: ["checkpoint": "\(round)", "peer": "\(peer)", "bytes": "\(state.count)", "silentThrough": "\(horizon)"])
+        resumeInstance(nextRound: round + 1, silentThrough: horizon)
+    }
+
+    /// The horizon up to which a reseeded replica stays silent after the checkpoint of `round`. Before its
+    /// store was lost it was in some round p and may have sent binding messages up to p + `futureRoundWindow`.
+    /// p − 1 was decided, so every honest replica reaches it; the checkpoint below p − 1 becomes stable, and
+    /// the latest stable checkpoint a peer has is at most one interval behind that in practice, so
+    /// p ≤ round + 2 · interval + 1. Silence is always safe; it only costs this replica its vote meanwhile.
+    private func reseedHorizon(after round: UInt64) -> UInt64 {
+        round + 2 * snapshotInterval + instance.limits.futureRoundWindow + 1
+    }
+
+    /// A reseeding replica that caught up past a stable checkpoint by catch-up alone (a young cluster, whose
+    /// peers still remember every round): it resumes where it is, silent up to `reseedHorizon`.
+    private func rejoinAfterReseed(checkpointRound: UInt64) {
+        let horizon = max(reseedHorizon(after: checkpointRound), instance.round + instance.limits.futureRoundWindow)
+        if let store {
+            do {
+                try store.commit([], sendHorizon: horizon)
+            } catch {
+                storageFailure = error
+                logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+        reseeding = false
+        logger.info("reseeded replica rejoins by catch-up", metadata: ["silentThrough": "\(horizon)"])
+        resumeInstance(nextRound: instance.round, silentThrough: horizon)
+    }
+
+    private func resumeInstance(nextRound: UInt64, silentThrough: UInt64) {
+        instance = AtomicBroadcast.Instance(
+            configuration: configuration, keys: keys, path: ReplicaNode.path, random: .system(),
+            limits: instance.limits,
+            resuming: AtomicBroadcast.Instance.Resumption(
+                nextRound: nextRound, recentBatches: [], sendHorizon: max(silentThrough, nextRound),
+                recentDigests: recentDigests))
+        sentHorizon = max(sentHorizon, silentThrough)
+        perform(instance.start())
     }
 
     private func execute(_ batch: AtomicBroadcast.Batch) {
         statistics.batches += 1
         statistics.deliveredRequests += batch.requests.count
+        recentDigests[batch.round] = batch.requests.map(AtomicBroadcast.digest)
+        let memory = instance.limits.deliveredMemoryRounds
+        if UInt64(recentDigests.count) > memory, batch.round >= memory {
+            recentDigests = recentDigests.filter { $0.key > batch.round - memory }
+        }
         let outcome = execution.execute(batch.requests)
         statistics.malformedRequests += outcome.malformed
         statistics.unauthenticRequests += outcome.unauthentic
@@ -394,37 +855,64 @@ public actor ReplicaNode {
         return requests
     }
 
-    /// The state rebuilt from a store: the snapshot's executor and chain, advanced by the log after it
-    /// (requests re-authenticated as at first execution: the result is the same, since verification is
-    /// deterministic).
+    /// The state rebuilt from a store: the snapshot's executor and chain (and, for a checkpoint snapshot,
+    /// the recent delivered digests), advanced by the log after it (requests re-authenticated as at first
+    /// execution: the result is the same, since verification is deterministic).
     struct Recovered {
         var execution: Execution
         var snapshotRound: UInt64 = 0
         var replayedRounds = 0
         var resumption: AtomicBroadcast.Instance.Resumption
+        var recentDigests: [UInt64: [[UInt8]]] = [:]
+        /// The checkpoint state on disk, to serve to peers.
+        var servedState: (round: UInt64, state: [UInt8])?
+        var certificate: StableCheckpoint?
+        var reseeding: Bool
 
-        init(_ recovery: ReplicaStore.Recovery, clusterIdentifier: [UInt8], path: String) throws(StoreError) {
-            execution = Execution(clusterIdentifier: clusterIdentifier)
-            var recentBatches = [AtomicBroadcast.Batch]()
+        init(
+            _ recovery: ReplicaStore.Recovery, configuration: GroupConfiguration, memory: UInt64, path: String
+        ) throws(StoreError) {
+            execution = Execution(clusterIdentifier: configuration.clusterIdentifier)
+            reseeding = recovery.reseeding
             do {
                 if let snapshot = recovery.snapshot {
-                    guard snapshot.state.count >= 32 else { throw DecodingError(.truncated, in: "snapshot") }
-                    execution.chain = Array(snapshot.state[0..<32])
-                    execution.executor = try RequestExecutor(snapshot: Array(snapshot.state[32...]))
+                    switch snapshot.format {
+                    case 1:
+                        guard snapshot.state.count >= 32 else { throw DecodingError(.truncated, in: "snapshot") }
+                        execution.chain = Array(snapshot.state[0..<32])
+                        execution.executor = try RequestExecutor(snapshot: Array(snapshot.state[32...]))
+                    case 2:
+                        let state = try CheckpointState(encoded: snapshot.state)
+                        execution.chain = state.chain
+                        execution.executor = try RequestExecutor(snapshot: state.executor)
+                        for entry in state.recentDigests { recentDigests[entry.round] = entry.digests }
+                        servedState = (snapshot.round, snapshot.state)
+                    default:
+                        throw DecodingError(.invalidValue("snapshot format \(snapshot.format)"), in: "snapshot")
+                    }
                     snapshotRound = snapshot.round
                 }
                 for entry in recovery.log {
                     let requests = try ReplicaNode.decodeBatch(entry.batch)
-                    recentBatches.append(AtomicBroadcast.Batch(round: entry.round, requests: requests))
+                    recentDigests[entry.round] = requests.map(AtomicBroadcast.digest)
                     guard entry.round > snapshotRound else { continue }
                     _ = execution.execute(requests)
                     replayedRounds += 1
                 }
+                if let stored = recovery.certificate {
+                    let checkpoint = try StableCheckpoint(encoded: stored.bytes, memberCount: configuration.replicas)
+                    guard checkpoint.isValid(configuration: configuration) else {
+                        throw DecodingError(.invalidValue("certificate does not verify"), in: "checkpoint certificate")
+                    }
+                    certificate = checkpoint
+                }
             } catch {
                 throw StoreError.corrupted(path: path, detail: "\(error)")
             }
+            let last = recovery.lastRound
+            if last >= memory { recentDigests = recentDigests.filter { $0.key > last - memory } }
             resumption = AtomicBroadcast.Instance.Resumption(
-                nextRound: recovery.lastRound + 1, recentBatches: recentBatches, sendHorizon: recovery.sendHorizon)
+                nextRound: last + 1, recentBatches: [], sendHorizon: recovery.sendHorizon, recentDigests: recentDigests)
         }
     }
 }

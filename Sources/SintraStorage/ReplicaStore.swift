@@ -46,13 +46,30 @@ public final class ReplicaStore: @unchecked Sendable {
     }
 
     /// The application state after `round` was executed.
+    ///
+    /// `format` says how `state` is encoded, which the store does not interpret: 1 is stage 1's execution
+    /// chain ‖ executor snapshot (files written before checkpoints), 2 a checkpoint state (chain, executor
+    /// snapshot and the recent delivered digests, the bytes a checkpoint certificate covers).
     public struct Snapshot: Sendable, Equatable {
         public let round: UInt64
         public let state: [UInt8]
+        public let format: Int
 
-        public init(round: UInt64, state: [UInt8]) {
+        public init(round: UInt64, state: [UInt8], format: Int = 1) {
             self.round = round
             self.state = state
+            self.format = format
+        }
+    }
+
+    /// A stable checkpoint certificate (encoded by the caller) for the checkpoint of `round`.
+    public struct Certificate: Sendable, Equatable {
+        public let round: UInt64
+        public let bytes: [UInt8]
+
+        public init(round: UInt64, bytes: [UInt8]) {
+            self.round = round
+            self.bytes = bytes
         }
     }
 
@@ -62,6 +79,11 @@ public final class ReplicaStore: @unchecked Sendable {
         public let snapshot: Snapshot?
         public let log: [LogEntry]
         public let sendHorizon: UInt64
+        /// The latest stable checkpoint certificate saved, if any.
+        public var certificate: Certificate? = nil
+        /// The store was re-created by `--reseed` and has not installed a checkpoint from peers yet: the
+        /// replica forgot what it sent before, so it must stay silent until it has.
+        public var reseeding = false
 
         /// The last delivered round (0 if none).
         public var lastRound: UInt64 { log.last?.round ?? snapshot?.round ?? 0 }
@@ -69,7 +91,7 @@ public final class ReplicaStore: @unchecked Sendable {
 
     /// The schema version this build writes. Migrations are registered in `migrator`; a file migrated by
     /// a newer build is refused (`newerSchema`), never downgraded.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public let path: String
     public let owner: Owner
@@ -77,6 +99,8 @@ public final class ReplicaStore: @unchecked Sendable {
     /// The send horizon on disk, cached so that a commit that does not raise it skips the write.
     public private(set) var sendHorizon: UInt64
     public private(set) var lastRound: UInt64
+    /// See `Recovery.reseeding`.
+    public private(set) var reseeding: Bool
 
     /// Opens (creating if absent) the database at `path` for `owner`.
     ///
@@ -131,16 +155,18 @@ public final class ReplicaStore: @unchecked Sendable {
             }
         }
         try ReplicaStore.migrator.migrate(queue)
-        let (horizon, last) = try queue.write { db throws -> (UInt64, UInt64) in
+        let (horizon, last, reseeding) = try queue.write { db throws -> (UInt64, UInt64, Bool) in
             try ReplicaStore.checkHeader(db, owner: owner, path: path)
             try ReplicaStore.verifyChecksums(db, path: path)
             let horizon = try UInt64.fetchOne(db, sql: "SELECT sendHorizon FROM progress WHERE id = 1") ?? 0
+            let reseeding = try Bool.fetchOne(db, sql: "SELECT reseeding FROM progress WHERE id = 1") ?? false
             let last = try UInt64.fetchOne(db, sql: "SELECT MAX(round) FROM delivered")
             let snapshotRound = try UInt64.fetchOne(db, sql: "SELECT MAX(round) FROM snapshot")
-            return (horizon, max(last ?? 0, snapshotRound ?? 0))
+            return (horizon, max(last ?? 0, snapshotRound ?? 0), reseeding)
         }
         sendHorizon = horizon
         lastRound = last
+        self.reseeding = reseeding
     }
 
     /// Closes the database (the WAL is checkpointed into the main file).
@@ -195,13 +221,7 @@ public final class ReplicaStore: @unchecked Sendable {
         }
         do {
             try queue.write { db in
-                try db.execute(sql: "DELETE FROM snapshot")
-                try db.execute(
-                    sql: "INSERT INTO snapshot (round, state, checksum) VALUES (?, ?, ?)",
-                    arguments: [
-                        Int64(snapshot.round), Data(snapshot.state),
-                        Data(ReplicaStore.checksum(kind: "snapshot", round: snapshot.round, snapshot.state)),
-                    ])
+                try ReplicaStore.replaceSnapshot(db, snapshot)
                 if snapshot.round > keepRounds {
                     try db.execute(
                         sql: "DELETE FROM delivered WHERE round <= ?", arguments: [Int64(snapshot.round - keepRounds)])
@@ -212,6 +232,73 @@ public final class ReplicaStore: @unchecked Sendable {
         }
     }
 
+    /// Saves `certificate` as the latest stable checkpoint certificate (replacing the previous one).
+    public func saveCertificate(_ certificate: Certificate) throws(StoreError) {
+        do {
+            try queue.write { db in try ReplicaStore.replaceCertificate(db, certificate) }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "saving a checkpoint certificate")
+        }
+    }
+
+    /// Marks a store just re-created by `--reseed` (`Recovery.reseeding`) until `installCheckpoint`.
+    public func markReseeding() throws(StoreError) {
+        do {
+            try queue.write { db in try db.execute(sql: "UPDATE progress SET reseeding = 1 WHERE id = 1") }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "marking the store as reseeding")
+        }
+        reseeding = true
+    }
+
+    /// Installs a checkpoint fetched from peers (state transfer): replaces the snapshot and the certificate,
+    /// deletes the whole log (every logged round is at or below the checkpoint), raises the send horizon to
+    /// at least `sendHorizon` and clears `reseeding`, in one transaction. The log continues at
+    /// `snapshot.round + 1`.
+    public func installCheckpoint(_ snapshot: Snapshot, certificate: Certificate, sendHorizon: UInt64) throws(StoreError) {
+        guard snapshot.round > lastRound else {
+            throw StoreError.outOfOrder(expected: lastRound + 1, got: snapshot.round)
+        }
+        let horizon = max(self.sendHorizon, sendHorizon)
+        do {
+            try queue.write { db in
+                try ReplicaStore.replaceSnapshot(db, snapshot)
+                try db.execute(sql: "DELETE FROM delivered")
+                try ReplicaStore.replaceCertificate(db, certificate)
+                try db.execute(
+                    sql: "UPDATE progress SET sendHorizon = ?, reseeding = 0 WHERE id = 1", arguments: [Int64(horizon)])
+            }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "installing a checkpoint")
+        }
+        lastRound = snapshot.round
+        self.sendHorizon = horizon
+        reseeding = false
+    }
+
+    private static func replaceSnapshot(_ db: Database, _ snapshot: Snapshot) throws {
+        try db.execute(sql: "DELETE FROM snapshot")
+        try db.execute(
+            sql: "INSERT INTO snapshot (round, state, checksum, format) VALUES (?, ?, ?, ?)",
+            arguments: [
+                Int64(snapshot.round), Data(snapshot.state),
+                Data(ReplicaStore.checksum(kind: snapshotKind(format: snapshot.format), round: snapshot.round, snapshot.state)),
+                snapshot.format,
+            ])
+    }
+
+    private static func replaceCertificate(_ db: Database, _ certificate: Certificate) throws {
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO certificate (id, round, certificate, checksum) VALUES (1, ?, ?, ?)",
+            arguments: [
+                Int64(certificate.round), Data(certificate.bytes),
+                Data(ReplicaStore.checksum(kind: "certificate", round: certificate.round, certificate.bytes)),
+            ])
+    }
+
+    /// The checksum kind of a snapshot row: the format is inside, so a row whose format was changed fails.
+    static func snapshotKind(format: Int) -> String { format == 1 ? "snapshot" : "snapshot/\(format)" }
+
     // MARK: Reading
 
     /// The snapshot, the log, and the send horizon, each row's checksum verified.
@@ -219,10 +306,21 @@ public final class ReplicaStore: @unchecked Sendable {
         do {
             return try queue.read { db in
                 var snapshot: Snapshot?
-                if let row = try Row.fetchOne(db, sql: "SELECT round, state, checksum FROM snapshot ORDER BY round DESC LIMIT 1") {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT round, state, checksum, format FROM snapshot ORDER BY round DESC LIMIT 1")
+                {
                     let round = try ReplicaStore.round(row, path: path)
-                    let state = try ReplicaStore.verified(row, kind: "snapshot", round: round, column: "state", path: path)
-                    snapshot = Snapshot(round: round, state: state)
+                    let format: Int = row["format"] ?? 1
+                    let state = try ReplicaStore.verified(
+                        row, kind: ReplicaStore.snapshotKind(format: format), round: round, column: "state", path: path)
+                    snapshot = Snapshot(round: round, state: state, format: format)
+                }
+                var certificate: Certificate?
+                if let row = try Row.fetchOne(db, sql: "SELECT round, certificate, checksum FROM certificate WHERE id = 1") {
+                    let round = try ReplicaStore.round(row, path: path)
+                    certificate = Certificate(
+                        round: round,
+                        bytes: try ReplicaStore.verified(row, kind: "certificate", round: round, column: "certificate", path: path))
                 }
                 var log = [LogEntry]()
                 let rows = try Row.fetchCursor(db, sql: "SELECT round, batch, checksum FROM delivered ORDER BY round")
@@ -242,7 +340,9 @@ public final class ReplicaStore: @unchecked Sendable {
                     throw StoreError.corrupted(path: path, detail: "log starts at round \(first.round) without a snapshot")
                 }
                 let horizon = try UInt64.fetchOne(db, sql: "SELECT sendHorizon FROM progress WHERE id = 1") ?? 0
-                return Recovery(snapshot: snapshot, log: log, sendHorizon: horizon)
+                let reseeding = try Bool.fetchOne(db, sql: "SELECT reseeding FROM progress WHERE id = 1") ?? false
+                return Recovery(
+                    snapshot: snapshot, log: log, sendHorizon: horizon, certificate: certificate, reseeding: reseeding)
             }
         } catch {
             throw ReplicaStore.classify(error, path: path, while: "recovering")
@@ -291,6 +391,22 @@ public final class ReplicaStore: @unchecked Sendable {
                     INSERT INTO progress (id, sendHorizon) VALUES (1, 0);
                     """)
         }
+        // Checkpoints: the snapshot's encoding, and the latest stable checkpoint certificate. Snapshots of
+        // v1 files keep format 1 and are read as before.
+        migrator.registerMigration("v2") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE snapshot ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+                    CREATE TABLE certificate (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        round INTEGER NOT NULL,
+                        certificate BLOB NOT NULL,
+                        checksum BLOB NOT NULL
+                    );
+                    ALTER TABLE progress ADD COLUMN reseeding INTEGER NOT NULL DEFAULT 0;
+                    UPDATE header SET schemaVersion = 2;
+                    """)
+        }
         return migrator
     }
 
@@ -312,11 +428,17 @@ public final class ReplicaStore: @unchecked Sendable {
 
     /// Reads every row once at open: a flipped bit anywhere is found before the replica starts.
     private static func verifyChecksums(_ db: Database, path: String) throws {
-        for (table, column) in [("delivered", "batch"), ("snapshot", "state")] {
+        for (table, column) in [("delivered", "batch"), ("certificate", "certificate")] {
             let rows = try Row.fetchCursor(db, sql: "SELECT round, \(column), checksum FROM \(table)")
             while let row = try rows.next() {
                 _ = try verified(row, kind: table, round: try round(row, path: path), column: column, path: path)
             }
+        }
+        let snapshots = try Row.fetchCursor(db, sql: "SELECT round, state, checksum, format FROM snapshot")
+        while let row = try snapshots.next() {
+            let format: Int = row["format"] ?? 1
+            _ = try verified(
+                row, kind: snapshotKind(format: format), round: try round(row, path: path), column: "state", path: path)
         }
     }
 
@@ -379,7 +501,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .corrupted(let path, let detail):
-            "replica store \(path) is corrupted (\(detail)); restore it from a backup or delete it and re-seed the replica"
+            "replica store \(path) is corrupted (\(detail)); restore it from a backup, or restart with --reseed to move it aside and fetch the state from the peers"
         case .foreignDatabase(let path, let expected, let found):
             "replica store \(path) belongs to \(found), not to \(expected)"
         case .notAReplicaStore(let path):

@@ -225,3 +225,92 @@ import Testing
         recovered.close()
     }
 }
+
+/// Schema v2: checkpoint snapshots, certificates, state-transfer installs, reseeding.
+@Suite struct ReplicaStoreCheckpointTests {
+    typealias Folder = ReplicaStoreTests.Folder
+
+    /// A file made by the v1 schema (before checkpoints) opens, migrates, and reads as before: its snapshot
+    /// is format 1, it has no certificate, and new writes go on.
+    @Test func aVersion1FileOpensAndMigrates() throws {
+        let folder = try Folder()
+        let queue = try DatabaseQueue(path: folder.path())
+        try ReplicaStore.migrator.migrate(queue, upTo: "v1")
+        let owner = ReplicaStoreTests.owner
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO header (id, cluster, member, schemaVersion) VALUES (1, ?, ?, 1)",
+                arguments: [Data(owner.clusterIdentifier), owner.member])
+            for round in 3...5 {
+                let entry = ReplicaStoreTests.entry(UInt64(round))
+                try db.execute(
+                    sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
+                    arguments: [
+                        round, Data(entry.batch), Data(ReplicaStore.checksum(kind: "delivered", round: entry.round, entry.batch)),
+                    ])
+            }
+            try db.execute(
+                sql: "INSERT INTO snapshot (round, state, checksum) VALUES (4, ?, ?)",
+                arguments: [Data([9, 9]), Data(ReplicaStore.checksum(kind: "snapshot", round: 4, [9, 9]))])
+        }
+        try queue.close()
+        let store = try ReplicaStore.open(path: folder.path(), owner: owner)
+        let recovery = try store.recover()
+        #expect(recovery.snapshot == ReplicaStore.Snapshot(round: 4, state: [9, 9], format: 1))
+        #expect(recovery.certificate == nil && !recovery.reseeding)
+        #expect(recovery.log.map(\.round) == [3, 4, 5])
+        try store.commit([ReplicaStoreTests.entry(6)], sendHorizon: 7)
+        try store.saveSnapshot(ReplicaStore.Snapshot(round: 6, state: [1], format: 2), keepRounds: 0)
+        store.close()
+        let reopened = try ReplicaStore.open(path: folder.path(), owner: owner)
+        #expect(try reopened.recover().snapshot == ReplicaStore.Snapshot(round: 6, state: [1], format: 2))
+        #expect(try reopened.recover().log.isEmpty)
+        reopened.close()
+    }
+
+    /// Installing a checkpoint replaces snapshot, log and certificate in one step; the reseeding mark is
+    /// persisted until then; a flipped bit in the certificate or a changed snapshot format is found at open.
+    @Test func installingACheckpointReplacesTheLog() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreTests.owner)
+        try store.markReseeding()
+        try store.commit((1...3).map { ReplicaStoreTests.entry($0) }, sendHorizon: 4)
+        store.close()
+        let reopened = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreTests.owner)
+        #expect(reopened.reseeding)
+        ReplicaStoreTests.expectError({ $0 == .outOfOrder(expected: 4, got: 2) }) { () throws(StoreError) in
+            try reopened.installCheckpoint(
+                ReplicaStore.Snapshot(round: 2, state: [1], format: 2),
+                certificate: ReplicaStore.Certificate(round: 2, bytes: [2]), sendHorizon: 0)
+        }
+        try reopened.installCheckpoint(
+            ReplicaStore.Snapshot(round: 64, state: [5, 6], format: 2),
+            certificate: ReplicaStore.Certificate(round: 64, bytes: [7, 8]), sendHorizon: 65)
+        #expect(reopened.lastRound == 64 && reopened.sendHorizon == 65 && !reopened.reseeding)
+        try reopened.commit([ReplicaStoreTests.entry(65)], sendHorizon: 0)
+        let recovery = try reopened.recover()
+        #expect(recovery.snapshot == ReplicaStore.Snapshot(round: 64, state: [5, 6], format: 2))
+        #expect(recovery.certificate == ReplicaStore.Certificate(round: 64, bytes: [7, 8]))
+        #expect(recovery.log.map(\.round) == [65])
+        #expect(!recovery.reseeding)
+        reopened.close()
+
+        let queue = try DatabaseQueue(path: folder.path())
+        try queue.write { db in try db.execute(sql: "UPDATE certificate SET certificate = x'0708ff'") }
+        try queue.close()
+        ReplicaStoreTests.expectError({ if case .corrupted = $0 { true } else { false } }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreTests.owner)
+        }
+        let again = try DatabaseQueue(path: folder.path())
+        try again.write { db in
+            try db.execute(
+                sql: "UPDATE certificate SET certificate = ?, checksum = ?",
+                arguments: [Data([7, 8]), Data(ReplicaStore.checksum(kind: "certificate", round: 64, [7, 8]))])
+            try db.execute(sql: "UPDATE snapshot SET format = 1")
+        }
+        try again.close()
+        ReplicaStoreTests.expectError({ if case .corrupted = $0 { true } else { false } }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreTests.owner)
+        }
+    }
+}

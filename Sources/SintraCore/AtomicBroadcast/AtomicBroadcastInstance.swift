@@ -67,15 +67,23 @@ extension AtomicBroadcast {
         /// for deduplication), and its persisted send horizon, the highest round it may have sent a binding
         /// message for (`AtomicBroadcast.bindingRound(of:)`). Rounds up to the horizon are silent
         /// (`silentThrough`); a horizon below `nextRound` leaves none.
+        ///
+        /// A party that installed a checkpoint by state transfer has no batches before it, only the digests
+        /// of the requests delivered in its last rounds (part of the certified checkpoint state):
+        /// `recentDigests`, round → digests, serves the same deduplication as `recentBatches`.
         public struct Resumption: Sendable {
             public var nextRound: UInt64
             public var recentBatches: [Batch]
             public var sendHorizon: UInt64
+            public var recentDigests: [UInt64: [[UInt8]]]
 
-            public init(nextRound: UInt64, recentBatches: [Batch], sendHorizon: UInt64) {
+            public init(
+                nextRound: UInt64, recentBatches: [Batch], sendHorizon: UInt64, recentDigests: [UInt64: [[UInt8]]] = [:]
+            ) {
                 self.nextRound = nextRound
                 self.recentBatches = recentBatches
                 self.sendHorizon = sendHorizon
+                self.recentDigests = recentDigests
             }
         }
 
@@ -105,6 +113,9 @@ extension AtomicBroadcast {
             for batch in resumption.recentBatches where batch.round >= oldest && batch.round < round {
                 for request in batch.requests { delivered[AtomicBroadcast.digest(request)] = batch.round }
                 deliveredBatches[batch.round] = batch.requests
+            }
+            for (digestRound, digests) in resumption.recentDigests where digestRound >= oldest && digestRound < round {
+                for digest in digests { delivered[digest] = digestRound }
             }
         }
 
