@@ -39,6 +39,22 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Keep no durable state. A replica run so must not be restarted into its cluster.")
     var inMemory = false
 
+    @Flag(
+        name: .long,
+        help: """
+            If the store is damaged (corrupted, truncated, not a replica store), move it aside (kept for \
+            inspection, path in the log) and fetch the state from the peers instead of stopping.
+            """)
+    var reseed = false
+
+    @Option(name: .long, help: "Rounds between signed checkpoints (each one a snapshot); the same on every replica.")
+    var snapshotInterval: UInt64 = ReplicaNode.Options().snapshotInterval
+
+    @Option(
+        name: .long,
+        help: "Fetch a checkpoint's state once it is this many rounds ahead (default: half the peers' catch-up memory).")
+    var stateTransferLag: UInt64?
+
     /// The data folder: `--data`, or `replica-I.data` beside the secret file, so that the keys and the state
     /// of one replica live together and a second replica on the machine cannot pick up the first one's.
     var dataFolder: String {
@@ -49,7 +65,66 @@ struct ReplicaCommand: AsyncParsableCommand {
     /// replica stops the start with the store's message.
     static func openStore(folder: String, owner: ReplicaStore.Owner) throws -> ReplicaStore {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        return try ReplicaStore.open(path: (folder as NSString).appendingPathComponent("store.sqlite"), owner: owner)
+        return try ReplicaStore.open(path: storePath(folder), owner: owner)
+    }
+
+    static func storePath(_ folder: String) -> String { (folder as NSString).appendingPathComponent("store.sqlite") }
+
+    /// Whether `--reseed` may replace a store that failed so: damage, not a mistake of the operator. A
+    /// store of another replica or of a newer build is the wrong file, and an I/O failure (permissions, a
+    /// full disk) would fail the new store too, so those keep their error.
+    static func isReseedable(_ error: StoreError) -> Bool {
+        switch error {
+        case .corrupted, .notAReplicaStore: true
+        case .foreignDatabase, .newerSchema, .outOfOrder, .io: false
+        }
+    }
+
+    /// Renames the store (and its WAL and shared-memory files) to `store.sqlite.damaged-<time>` in the same
+    /// folder, never deleting it: the operator may want to inspect it. Returns the new path.
+    static func moveAside(folder: String) throws -> String {
+        let path = storePath(folder)
+        let stamp = Int(Date().timeIntervalSince1970)
+        var target = path + ".damaged-\(stamp)"
+        var suffix = 1
+        while FileManager.default.fileExists(atPath: target) {
+            target = path + ".damaged-\(stamp)-\(suffix)"
+            suffix += 1
+        }
+        for extra in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + extra) {
+            try FileManager.default.moveItem(atPath: path + extra, toPath: target + extra)
+        }
+        return target
+    }
+
+    /// The store and the node on it; with `--reseed`, a damaged store (at open, or when the node restores
+    /// from it) is moved aside and replaced by an empty one marked as reseeding, so the node stays silent
+    /// until it installed a checkpoint from its peers.
+    func openNode(
+        cluster: ClusterConfiguration, secrets: ReplicaSecrets, options base: ReplicaNode.Options, logger: Logger
+    ) throws -> (ReplicaNode, ReplicaStore) {
+        let owner = ReplicaStore.Owner(clusterIdentifier: cluster.clusterIdentifier, member: id)
+        var options = base
+        do {
+            let store = try Self.openStore(folder: dataFolder, owner: owner)
+            options.store = store
+            do {
+                return (try ReplicaNode(cluster: cluster, secrets: secrets, options: options), store)
+            } catch {
+                store.close()
+                throw error
+            }
+        } catch let error as StoreError where reseed && Self.isReseedable(error) {
+            let moved = try Self.moveAside(folder: dataFolder)
+            logger.warning(
+                "replica store is damaged; moved it aside and reseeding from the peers",
+                metadata: ["error": "\(error)", "movedTo": "\(moved)"])
+            let store = try Self.openStore(folder: dataFolder, owner: owner)
+            try store.markReseeding()
+            options.store = store
+            options.reseeding = true
+            return (try ReplicaNode(cluster: cluster, secrets: secrets, options: options), store)
+        }
     }
 
     @Option(name: .long, help: "Write the replica's statistics as JSON to this file every half second and at exit.")
@@ -72,14 +147,18 @@ struct ReplicaCommand: AsyncParsableCommand {
         var options = ReplicaNode.Options()
         options.logger = logger
         options.network.logger = Logger(label: "sintra.network")
+        options.snapshotInterval = max(1, snapshotInterval)
+        options.stateTransferLag = stateTransferLag
+        let node: ReplicaNode
         if inMemory {
             logger.warning("running without durable state (--in-memory): do not restart this replica into its cluster")
+            node = try ReplicaNode(cluster: cluster, secrets: file.secrets, options: options)
         } else {
-            options.store = try Self.openStore(
-                folder: dataFolder, owner: ReplicaStore.Owner(clusterIdentifier: cluster.clusterIdentifier, member: id))
+            let (opened, store) = try openNode(cluster: cluster, secrets: file.secrets, options: options, logger: logger)
+            node = opened
+            options.store = store
             logger.info("durable state", metadata: ["folder": "\(dataFolder)"])
         }
-        let node = try ReplicaNode(cluster: cluster, secrets: file.secrets, options: options)
         var listenerOptions = ClientListener.Options()
         listenerOptions.logger = logger
         let listener = try ClientListener(node: node, options: listenerOptions)

@@ -19,6 +19,8 @@ final class ProcessCluster: @unchecked Sendable {
     /// The metrics port of each replica.
     let metricsPorts: [Int]
     private var processes: [Int: Process] = [:]
+    /// Arguments added to every `sintra replica` this cluster starts (e.g. `--snapshot-interval`).
+    var replicaArguments: [String] = []
 
     /// The debug `sintra` binary: next to the test bundle in the build folder.
     static func sintraBinary() throws -> String {
@@ -56,14 +58,19 @@ final class ProcessCluster: @unchecked Sendable {
 
     var configPath: String { folder + "/cluster.json" }
 
-    /// Starts replica `id` as a process.
-    func start(_ id: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
+    /// The arguments of `sintra replica` for replica `id`.
+    func replicaCommand(_ id: Int, extra: [String] = []) -> [String] {
+        [
             "replica", "--config", configPath, "--id", "\(id)", "--secret", folder + "/replica-\(id).secret",
             "--metrics-port", "\(metricsPorts[id - 1])", "--log-level", "notice",
-        ]
+        ] + replicaArguments + extra
+    }
+
+    /// Starts replica `id` as a process, with `extra` arguments.
+    func start(_ id: Int, extra: [String] = []) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = replicaCommand(id, extra: extra)
         let log = folder + "/replica-\(id).log"
         if !FileManager.default.fileExists(atPath: log) {
             _ = FileManager.default.createFile(atPath: log, contents: nil)
@@ -84,6 +91,13 @@ final class ProcessCluster: @unchecked Sendable {
     func kill(_ id: Int) {
         guard let process = processes.removeValue(forKey: id) else { return }
         posixKill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM and wait: the replica shuts down cleanly (its store's WAL folded into the file).
+    func terminate(_ id: Int) {
+        guard let process = processes.removeValue(forKey: id) else { return }
+        process.terminate()
         process.waitUntilExit()
     }
 
