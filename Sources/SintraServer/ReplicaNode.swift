@@ -589,7 +589,7 @@ public actor ReplicaNode {
         let signers = stable.certificate.signers.filter { $0 != member }
         let others = configuration.members.filter { $0 != member && !signers.contains($0) }
         transfer = StateTransfer(target: stable, peers: signers + others)
-        logger.info(
+        logger.notice(
             "state transfer started",
             metadata: ["checkpoint": "\(stable.round)", "delivered": "\(delivered)", "peer": "\(transfer!.peer)"])
         requestChunk()
@@ -721,7 +721,7 @@ public actor ReplicaNode {
         ownDigests[round] = checkpoint.digest
         statistics.stateTransfers += 1
         reseeding = false
-        logger.info(
+        logger.notice(
             "installed checkpoint by state transfer",
             metadata: ["checkpoint": "\(round)", "peer": "\(peer)", "bytes": "\(state.count)", "silentThrough": "\(horizon)"])
         resumeInstance(nextRound: round + 1, silentThrough: horizon)
@@ -750,7 +750,7 @@ public actor ReplicaNode {
             }
         }
         reseeding = false
-        logger.info("reseeded replica rejoins by catch-up", metadata: ["silentThrough": "\(horizon)"])
+        logger.notice("reseeded replica rejoins by catch-up", metadata: ["silentThrough": "\(horizon)"])
         resumeInstance(nextRound: instance.round, silentThrough: horizon)
     }
 

@@ -124,7 +124,9 @@ final class ProcessCluster: @unchecked Sendable {
     func waitUntilServing(_ ids: [Int], within seconds: Double) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            let answers = await StatusProbe.query(endpoints.filter { ids.contains($0.member) }, timeoutSeconds: 2)
+            // A loaded machine (a whole test run starts several clusters at once) can take seconds per TLS
+            // handshake of a debug build: a short timeout would never see the replicas serving.
+            let answers = await StatusProbe.query(endpoints.filter { ids.contains($0.member) }, timeoutSeconds: 10)
             if answers.allSatisfy({ $0.status != nil }) { return true }
             try? await Task.sleep(for: .milliseconds(200))
         }
