@@ -52,7 +52,7 @@ public actor ReplicaNode {
         public var store: ReplicaStore?
         /// Rounds between checkpoints: at every round that is a multiple of it, the node snapshots its state
         /// (on disk with a store, in memory to serve state transfer either way) and signs the state's digest.
-        /// Recovery replays at most this many rounds, and the log keeps at most this many.
+        /// Recovery replays at most this many rounds; the log keeps this many plus `deliveredMemoryRounds`.
         ///
         /// 64, the peers' catch-up memory (`broadcastLimits.deliveredMemoryRounds`): a replica that installs
         /// the latest stable checkpoint catches up the rounds after it from the peers' memory, so the
@@ -203,7 +203,8 @@ public actor ReplicaNode {
             // Silent in every round until a checkpoint is installed (`install`): it may have sent anything
             // before its store was lost. Catch-up still delivers, so it follows the cluster meanwhile.
             resumption = AtomicBroadcast.Instance.Resumption(
-                nextRound: resumption?.nextRound ?? 1, recentBatches: [], sendHorizon: UInt64(Int64.max),
+                nextRound: resumption?.nextRound ?? 1, recentBatches: resumption?.recentBatches ?? [],
+                sendHorizon: UInt64(Int64.max),
                 recentDigests: resumption?.recentDigests ?? [:])
         }
         self.execution = recovered?.execution ?? Execution(clusterIdentifier: configuration.clusterIdentifier)
@@ -415,8 +416,9 @@ public actor ReplicaNode {
     // MARK: Checkpoints
 
     /// Takes the checkpoint of `round` (just executed): encodes the state, saves it as the snapshot (the log
-    /// at or below it goes: the state carries the recent digests the log was kept for), keeps it to serve,
-    /// signs its digest and sends the vote to the peers.
+    /// at or below `round − deliveredMemoryRounds` goes; the rounds kept below the snapshot are what this
+    /// replica answers peers' catch-up requests from after a restart), keeps it to serve, signs its digest
+    /// and sends the vote to the peers.
     private func checkpoint(at round: UInt64) {
         let memory = instance.limits.deliveredMemoryRounds
         let recent = recentDigests.keys.sorted().filter { round < memory || $0 > round - memory }.filter { $0 <= round }
@@ -427,7 +429,8 @@ public actor ReplicaNode {
         let digest = Checkpoint.digest(clusterIdentifier: configuration.clusterIdentifier, round: round, state: state)
         if let store {
             do {
-                try store.saveSnapshot(ReplicaStore.Snapshot(round: round, state: state, format: 2), keepRounds: 0)
+                try store.saveSnapshot(
+                    ReplicaStore.Snapshot(round: round, state: state, format: 2), keepRounds: memory)
             } catch {
                 // The log still holds every round since the last snapshot, so this is not yet a failure of
                 // durability; the next checkpoint tries again.
@@ -864,6 +867,9 @@ public actor ReplicaNode {
         var replayedRounds = 0
         var resumption: AtomicBroadcast.Instance.Resumption
         var recentDigests: [UInt64: [[UInt8]]] = [:]
+        /// The logged batches (before and after the snapshot): the restarted instance answers catch-up
+        /// requests for them.
+        var recentBatches: [AtomicBroadcast.Batch] = []
         /// The checkpoint state on disk, to serve to peers.
         var servedState: (round: UInt64, state: [UInt8])?
         var certificate: StableCheckpoint?
@@ -895,6 +901,7 @@ public actor ReplicaNode {
                 for entry in recovery.log {
                     let requests = try ReplicaNode.decodeBatch(entry.batch)
                     recentDigests[entry.round] = requests.map(AtomicBroadcast.digest)
+                    recentBatches.append(AtomicBroadcast.Batch(round: entry.round, requests: requests))
                     guard entry.round > snapshotRound else { continue }
                     _ = execution.execute(requests)
                     replayedRounds += 1
@@ -912,7 +919,8 @@ public actor ReplicaNode {
             let last = recovery.lastRound
             if last >= memory { recentDigests = recentDigests.filter { $0.key > last - memory } }
             resumption = AtomicBroadcast.Instance.Resumption(
-                nextRound: last + 1, recentBatches: [], sendHorizon: recovery.sendHorizon, recentDigests: recentDigests)
+                nextRound: last + 1, recentBatches: recentBatches, sendHorizon: recovery.sendHorizon,
+                recentDigests: recentDigests)
         }
     }
 }

@@ -175,11 +175,14 @@ struct CheckpointVoteTests {
         return true
     }
 
-    /// Checkpoints every 4 rounds: every replica learns stable checkpoints, stores the latest certificate
-    /// (which verifies) with the snapshot it certifies, keeps at most one interval of log on disk, and
-    /// holds a bounded number of votes.
+    /// Checkpoints every 4 rounds, catch-up memory 8 rounds: every replica learns stable checkpoints, stores
+    /// the latest certificate (which verifies) with the snapshot it certifies, keeps at most one interval
+    /// plus the catch-up memory of log on disk, and holds a bounded number of votes.
     @Test func certificatesFormAndTheLogIsCollected() async throws {
-        let cluster = try DurableCluster { _, options in options.snapshotInterval = 4 }
+        let cluster = try DurableCluster { _, options in
+            options.snapshotInterval = 4
+            options.broadcastLimits.deliveredMemoryRounds = 8
+        }
         let nodes = cluster.nodes
         for node in nodes { try await node.start() }
         #expect(try await Self.drive(0..<40, perWave: 2, cluster: cluster, nodes: nodes, total: 40))
@@ -194,9 +197,11 @@ struct CheckpointVoteTests {
             let recovery = try cluster.stores[index].recover()
             let snapshot = try #require(recovery.snapshot)
             #expect(snapshot.format == 2)
-            // The log holds only the rounds after the snapshot (at most one interval).
-            #expect(recovery.log.allSatisfy { $0.round > snapshot.round })
-            #expect(cluster.stores[index].sizes().logRounds <= 4)
+            // The log holds the rounds after the snapshot (at most one interval) and the catch-up memory
+            // before it, nothing older.
+            #expect(recovery.log.allSatisfy { $0.round > snapshot.round - 8 })
+            #expect(cluster.stores[index].sizes().logRounds <= 4 + 8)
+            #expect(snapshot.round > 12, "enough rounds for the log to be collected")
             let stored = try #require(recovery.certificate)
             let certificate = try StableCheckpoint(encoded: stored.bytes, memberCount: 4)
             #expect(certificate.isValid(configuration: group))
