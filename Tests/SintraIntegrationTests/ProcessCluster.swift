@@ -120,9 +120,12 @@ final class ProcessCluster: @unchecked Sendable {
         }
     }
 
-    /// Waits until the replicas `ids` answer status queries.
+    /// Waits until the replicas `ids` answer status queries, for `seconds` but at least 10 minutes: in a
+    /// whole `swift test` run the simulation suites hold the cooperative threads for minutes on a loaded
+    /// 2-core machine, and this test's own task (not the replicas) is what starves meanwhile; a replica that
+    /// never serves still fails the test, only later.
     func waitUntilServing(_ ids: [Int], within seconds: Double) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
+        let deadline = Date().addingTimeInterval(max(seconds, 600))
         while Date() < deadline {
             // A loaded machine (a whole test run starts several clusters at once) can take seconds per TLS
             // handshake of a debug build: a short timeout would never see the replicas serving.
