@@ -57,6 +57,25 @@ import Testing
         }
     }
 
+    /// The eviction-order list keeps only about the live clients however many requests run (it grew by one
+    /// entry per request before), and compacting it changes no outcome: an executor restored from a
+    /// snapshot (whose list holds exactly the live clients) still answers every later request alike.
+    @Test func evictionBookkeepingStaysBoundedOverALongRun() throws {
+        let requests = Self.workload(seed: 9, count: 6_000)
+        var executor = RequestExecutor(machine: KeyValueStore())
+        var largest = 0
+        for request in requests[0..<5_000] {
+            _ = executor.execute(request)
+            largest = max(largest, executor.recencyCount)
+        }
+        #expect(largest <= 2 * 12 + 1_025, "\(largest) entries for 12 clients")
+        var restored = try RequestExecutor<KeyValueStore>(snapshot: executor.snapshot())
+        for request in requests[5_000...] {
+            #expect(restored.execute(request) == executor.execute(request))
+        }
+        #expect(restored.snapshot() == executor.snapshot())
+    }
+
     @Test func malformedSnapshotsAreRefused() throws {
         var executor = RequestExecutor(machine: KeyValueStore())
         for request in Self.workload(seed: 9, count: 50) { _ = executor.execute(request) }

@@ -367,6 +367,9 @@ extension AtomicBroadcast {
         /// further behind have dropped one of our messages and catch up instead.
         private mutating func collectGarbage() {
             queues = queues.filter { $0.key >= round }
+            // Only the current round is ever looked up in these two.
+            sentQueue = sentQueue.filter { $0 >= round }
+            proposedRound = proposedRound.filter { $0 >= round }
             agreements = agreements.filter { $0.key + limits.futureRoundWindow + 1 >= round }
             if round > limits.deliveredMemoryRounds {
                 let oldest = round - limits.deliveredMemoryRounds
