@@ -117,6 +117,32 @@ extension ClientRequest {
         }
     }
 
+    /// Checks many requests' signatures together, with their decoded public keys (nil where the key did
+    /// not decode): one `SignatureBatch`, and a search by halves only if it fails. Each verdict is the one
+    /// `verify(clusterIdentifier:key:)` gives the request on its own (the batch is cofactored like the
+    /// single check), so it does not depend on the other requests of the batch. Returns nil for an
+    /// authentic request, the reason otherwise, in the order of `requests`.
+    public static func verify(batch requests: [ClientRequest], keys: [MemberPublicKey?], clusterIdentifier: [UInt8])
+        -> [ClientRequestError?]
+    {
+        precondition(requests.count == keys.count, "one key per request")
+        var verdicts = [ClientRequestError?](repeating: nil, count: requests.count)
+        var signatures = SignatureBatch()
+        var positions = [Int]()
+        positions.reserveCapacity(requests.count)
+        for (index, request) in requests.enumerated() {
+            guard let key = keys[index] else {
+                verdicts[index] = .invalidPublicKey
+                continue
+            }
+            precondition(key.bytes == request.publicKey, "the key must be the request's public key")
+            signatures.add(request.signature, message: request.signingBytes(clusterIdentifier), key: key)
+            positions.append(index)
+        }
+        for invalid in signatures.invalidIndices() { verdicts[positions[invalid]] = .invalidSignature }
+        return verdicts
+    }
+
     /// The bytes the signature covers.
     func signingBytes(_ clusterIdentifier: [UInt8]) -> [UInt8] {
         ClientRequest.statement(
@@ -162,6 +188,16 @@ public struct RequestAuthenticator: Sendable {
     /// Remembers a request verified elsewhere (for example off the replica's actor) by its encoding.
     public mutating func remember(verified bytes: [UInt8]) {
         insert(Self.digest(bytes))
+    }
+
+    /// The same, by the request's SHA-256 digest (`AtomicBroadcast.digest` of its encoding).
+    public mutating func remember(verifiedDigest digest: [UInt8]) {
+        insert(digest)
+    }
+
+    /// Whether the request with this SHA-256 digest verified here and is still remembered.
+    public func isVerified(digest: [UInt8]) -> Bool {
+        verified.contains(digest)
     }
 
     /// The request in an ordered batch entry if it is authentic: decoded, and verified unless it was

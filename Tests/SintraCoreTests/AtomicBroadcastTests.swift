@@ -204,6 +204,34 @@ import Testing
         }
     }
 
+    /// A batch submission starts the round once, with one queue holding every request of the batch that the
+    /// party proposes first (not a queue of the first request alone); a passed-over batch goes into the
+    /// queue whole, whoever its first proposers are (a replica that held requests back submits them so).
+    @Test func batchSubmissionFillsOneQueue() throws {
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        let requests = (0..<40).map { Array("request \($0)".utf8) }
+        let proposed = requests.filter {
+            AtomicBroadcast.isProposer(1, of: AtomicBroadcast.digest($0), round: 1, configuration: configuration)
+        }
+        #expect(!proposed.isEmpty && proposed.count < requests.count)
+        for passedOver in [false, true] {
+            var instance = AtomicBroadcast.Instance(
+                configuration: configuration, keys: keys[0], path: Self.path, random: .seeded(1))
+            #expect(instance.nextQueueRound == 1)
+            let (results, effects) = instance.submit(batch: requests, passedOver: passedOver)
+            #expect(results == Array(repeating: .accepted, count: requests.count))
+            let queues = effects.messages.compactMap { outgoing -> [[UInt8]]? in
+                guard case .queue(round: 1, let queue) = outgoing.message else { return nil }
+                return queue.requests
+            }
+            #expect(queues == [passedOver ? requests : proposed])
+            #expect(instance.nextQueueRound == 2)
+            #expect(requests.allSatisfy { instance.knows(AtomicBroadcast.digest($0)) })
+            #expect(!instance.knows(AtomicBroadcast.digest([1, 2, 3])))
+            #expect(instance.submit(batch: [requests[0], [9]]).0 == [.duplicate, .accepted])
+        }
+    }
+
     /// Every request has exactly t + 1 first proposers in every round, consecutive members, and the set moves
     /// on by one member per round, so every member proposes it within n rounds.
     @Test(arguments: [(4, 1), (7, 2), (10, 3)]) func eachRequestHasTPlusOneProposersThatRotate(n: Int, t: Int) throws {

@@ -74,6 +74,44 @@ struct SignatureBatchTests {
         #expect(batch.invalidIndices() == [2, 3])
     }
 
+    /// The search by halves names exactly the invalid signatures, for any number and placement of them
+    /// (none, one at either end, clustered, spread, all), including unparseable ones, in batches of odd
+    /// and even size: its verdicts are the single verdicts.
+    @Test(arguments: [1, 2, 3, 50, 97])
+    func searchByHalvesNamesExactlyTheInvalidOnes(size: Int) throws {
+        let signers = try Self.identities(size, seed: 1000 + UInt64(size))
+        let signatures = signers.enumerated().map { index, signer in
+            Ed25519.sign(Self.message(index), with: Ed25519.ExpandedSecret(seed: signer.seed))
+        }
+        var random = TestRandom(seed: UInt64(size))
+        var patterns: [Set<Int>] = [[], [0], [size - 1], Set(0..<size), Set(0..<min(size, 4))]
+        for _ in 0..<6 {
+            patterns.append(Set((0..<size).filter { _ in Int.random(in: 0..<8, using: &random) == 0 }))
+        }
+        for bad in patterns {
+            var batch = SignatureBatch()
+            var singles = [Int]()
+            for index in signers.indices {
+                var signature = signatures[index]
+                if bad.contains(index) {
+                    // Alternately a changed S, a changed R, and a signature too short to parse.
+                    switch index % 3 {
+                    case 0: signature[40] ^= 1
+                    case 1: signature[3] ^= 0x10
+                    default: signature.removeLast()
+                    }
+                }
+                batch.add(signature, message: Self.message(index), key: signers[index].publicKey)
+                if !SignatureBatch.isValid(signature, message: Self.message(index), key: signers[index].publicKey) {
+                    singles.append(index)
+                }
+            }
+            #expect(singles == bad.sorted(), "every corruption is invalid on its own")
+            #expect(batch.invalidIndices() == singles, "size \(size), bad \(bad.sorted())")
+            #expect(batch.verify() == bad.isEmpty)
+        }
+    }
+
     /// On every CCTV vector whose key a member may have (prime order, canonical), the cofactored rule
     /// accepts exactly the signatures with a canonical R, low-order residues included, and a batch of
     /// such a signature with honest ones gets the same verdict as the signature alone.

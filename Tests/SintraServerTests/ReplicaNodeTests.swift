@@ -48,6 +48,73 @@ import Testing
     }
 }
 
+/// Client signatures are checked about once per request and replica: at submission (in batches) only by
+/// the request's first proposers, by the others at execution, or at submission once overdue.
+@Suite(.serialized) struct SubmissionCheckTests {
+    @Test func eachReplicaChecksEachRequestOnceAndEveryReplicaRefusesAForgery() async throws {
+        let cluster = try LocalCluster(replicas: 4, faulty: 1)
+        try await cluster.start()
+        let clusterIdentifier = cluster.configuration.clusterIdentifier
+        var requests = [ClientRequest]()
+        for number in 0..<40 {
+            let key = try ClientKey(seed: (0..<32).map { UInt8(truncatingIfNeeded: number &* 7 &+ $0 &+ 100) })
+            let operation = KeyValueStore.Operation.put(key: Array("k\(number)".utf8), value: [UInt8(number)])
+            requests.append(key.request(clusterIdentifier: clusterIdentifier, sequence: 1, operation: operation.encoded))
+        }
+        let honest = try ClientKey(seed: [UInt8](repeating: 1, count: 32))
+        let forger = try ClientKey(seed: [UInt8](repeating: 2, count: 32))
+        let forged = ClientRequest(
+            publicKey: honest.publicKey, sequence: 1 << 40, operation: [1],
+            signature: forger.request(clusterIdentifier: clusterIdentifier, sequence: 1 << 40, operation: [1]).signature)
+        // Every request to every replica at once, the forgery first, as clients do.
+        let outcomes = await withTaskGroup(
+            of: (Int, Result<AtomicBroadcast.Instance.SubmitResult, ClientRequestError>).self
+        ) { group in
+            for (index, request) in ([forged] + requests).enumerated() {
+                for node in cluster.nodes {
+                    group.addTask { (index, await node.submit(request)) }
+                }
+            }
+            var outcomes = [(Int, Result<AtomicBroadcast.Instance.SubmitResult, ClientRequestError>)]()
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        #expect(outcomes.count == 4 * 41)
+        for (index, outcome) in outcomes {
+            switch outcome {
+            case .failure(let error):
+                #expect(index == 0 && error == .invalidSignature, "request \(index): \(error)")
+            case .success(let result):
+                #expect(index != 0 && (result == .accepted || result == .duplicate), "request \(index): \(result)")
+            }
+        }
+        let done = await eventually(within: 60) {
+            for node in cluster.nodes where await node.executedCount < UInt64(requests.count) { return false }
+            return true
+        }
+        #expect(done)
+        var submissionChecks = 0
+        var deferred = 0
+        for node in cluster.nodes {
+            let statistics = await node.statistics
+            #expect(statistics.refusedRequests == [.invalidSignature: 1], "replica \(node.member)")
+            #expect(statistics.unauthenticRequests == 0, "the forgery was never ordered")
+            // Each of the 41 requests checked once here, whether at submission or at execution (a request
+            // promoted while it was being delivered may be checked twice).
+            let checks = statistics.submissionVerifications + statistics.executionVerifications
+            #expect((41...45).contains(checks), "replica \(node.member): \(statistics)")
+            submissionChecks += statistics.submissionVerifications
+            deferred += statistics.deferredRequests
+        }
+        // Not every replica checks every request at submission any more (it was 4 × 41).
+        #expect(submissionChecks <= 3 * 41)
+        #expect(deferred > 0)
+        let chains = await cluster.nodes.asyncMap { await $0.executionChain }
+        #expect(Set(chains).count == 1)
+        await cluster.shutdown()
+    }
+}
+
 /// Client authentication at submission, and the metrics that count it (no network needed: refused requests
 /// never reach atomic broadcast).
 @Suite struct RequestAuthenticationTests {

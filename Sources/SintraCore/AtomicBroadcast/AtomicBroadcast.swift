@@ -174,7 +174,8 @@ public enum AtomicBroadcast {
         return writer.bytes
     }
 
-    package static func digest(_ request: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: request)) }
+    /// A request's digest (SHA-256), by which parties deduplicate requests and assign their proposers.
+    public static func digest(_ request: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: request)) }
 
     /// Whether `member` proposes the request with `digest` in `round` on first sight: t + 1 consecutive
     /// members starting at a position given by the digest, shifted by one every round.
@@ -188,7 +189,7 @@ public enum AtomicBroadcast {
     /// average. A Byzantine or slow proposer can only delay it: a request still pending after a round in which
     /// a party passed it over goes into that party's later queues whatever the assignment (`signedQueue`), so
     /// once t + 1 honest parties hold it, it is delivered at most one round later than with full queues.
-    package static func isProposer(_ member: Int, of digest: [UInt8], round: UInt64, configuration: GroupConfiguration)
+    public static func isProposer(_ member: Int, of digest: [UInt8], round: UInt64, configuration: GroupConfiguration)
         -> Bool
     {
         let replicas = UInt64(configuration.replicas)

@@ -146,18 +146,51 @@ extension AtomicBroadcast {
 
         /// Adds a client request to this party's queue.
         public mutating func submit(_ request: [UInt8]) -> (SubmitResult, Effects<Message, Output>) {
+            let (results, effects) = submit(batch: [request])
+            return (results[0], effects)
+        }
+
+        /// Adds several client requests to this party's queue, in order, and only then starts the round if
+        /// it has not started: a replica that admits requests in batches (after checking their client
+        /// signatures together) puts the whole batch into one queue instead of sending a queue of the first.
+        ///
+        /// `passedOver`: the requests go into this party's next queue whether or not it is one of their first
+        /// proposers, as if a round had passed them over (`signedQueue`). A replica that held a request back
+        /// because it is not a first proposer (it need not check the client's signature then) submits it so
+        /// once a round went by without its delivery.
+        public mutating func submit(batch requests: [[UInt8]], passedOver: Bool = false)
+            -> ([SubmitResult], Effects<Message, Output>)
+        {
             var effects = Effects<Message, Output>()
-            // A request that cannot fit a queue on its own would block the queue for ever.
-            guard request.count <= limits.submittableBytesMax(replicas: configuration.replicas) else {
-                return (.tooLarge, effects)
+            var results = [SubmitResult]()
+            results.reserveCapacity(requests.count)
+            for request in requests {
+                results.append(enqueue(request, digest: AtomicBroadcast.digest(request), passedOver: passedOver))
             }
-            let digest = AtomicBroadcast.digest(request)
-            guard delivered[digest] == nil, !pendingDigests.contains(digest) else { return (.duplicate, effects) }
-            guard pending.count < limits.pendingCountMax else { return (.queueFull, effects) }
-            pending.append(PendingRequest(digest: digest, request: request))
+            if results.contains(.accepted) { advance(&effects) }
+            return (results, effects)
+        }
+
+        private mutating func enqueue(_ request: [UInt8], digest: [UInt8], passedOver: Bool) -> SubmitResult {
+            // A request that cannot fit a queue on its own would block the queue for ever.
+            guard request.count <= limits.submittableBytesMax(replicas: configuration.replicas) else { return .tooLarge }
+            guard !knows(digest) else { return .duplicate }
+            guard pending.count < limits.pendingCountMax else { return .queueFull }
+            pending.append(PendingRequest(digest: digest, request: request, firstQueueRound: passedOver ? 0 : nil))
             pendingDigests.insert(digest)
-            advance(&effects)
-            return (.accepted, effects)
+            return .accepted
+        }
+
+        /// Whether the request with `digest` (`AtomicBroadcast.digest`) is pending here or was delivered in
+        /// the last `deliveredMemoryRounds` rounds (submitting it would return `.duplicate`).
+        public func knows(_ digest: [UInt8]) -> Bool {
+            delivered[digest] != nil || pendingDigests.contains(digest)
+        }
+
+        /// The round of the next queue this party will send: a request submitted now goes first into that
+        /// queue if this party is one of its proposers there (`AtomicBroadcast.isProposer`).
+        public var nextQueueRound: UInt64 {
+            sentQueue.contains(round) || !mayTakePart(in: round) ? round + 1 : round
         }
 
         public mutating func handle(_ message: Message, from node: Int) -> Effects<Message, Output> {

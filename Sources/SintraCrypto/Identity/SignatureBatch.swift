@@ -51,13 +51,50 @@ public struct SignatureBatch: Sendable {
     }
 
     /// The indices of the invalid signatures, in increasing order: one batch check, and only if that fails
-    /// a check of each signature on its own, to attribute the fault.
+    /// a search by halves (Bellare, Garay, Rabin, "Fast batch verification for modular exponentiation and
+    /// digital signatures", Eurocrypt 1998, §5 on finding the bad ones): a failed range is split, each half
+    /// is checked as a batch, and only failed halves are split further, down to single signatures, which
+    /// get the single check's exact verdict. A forger who slips one bad signature into a batch of N costs
+    /// about 2·log2(N) sub-batch checks instead of N single ones, so a batch of client requests with a
+    /// forgery in it costs about twice the batch, not four times.
     public func invalidIndices() -> [Int] {
-        if verify() { return [] }
-        return entries.indices.filter { index in
-            guard let entry = entries[index] else { return true }
-            return !Self.check([entry], seed: [])
+        var invalid = [Int]()
+        var parsed = [Int]()
+        for index in entries.indices {
+            if entries[index] == nil { invalid.append(index) } else { parsed.append(index) }
         }
+        let seed = Array(SHA512.hash(data: transcript))
+        if !Self.check(parsed.map { entries[$0] }, seed: seed) {
+            locate(parsed[...], seed: seed, into: &invalid)
+        }
+        return invalid.sorted()
+    }
+
+    /// `positions` failed as one batch: finds its invalid entries. A range whose batch fails holds an invalid
+    /// signature (valid ones always satisfy the equation), so when one half passes the other is searched
+    /// without checking it as a whole.
+    private func locate(_ positions: ArraySlice<Int>, seed: [UInt8], into invalid: inout [Int]) {
+        if positions.count == 1 {
+            invalid.append(positions.first!)
+            return
+        }
+        let middle = positions.startIndex + positions.count / 2
+        let left = positions[..<middle]
+        let right = positions[middle...]
+        let leftFails = !Self.check(left.map { entries[$0] }, seed: Self.subseed(seed, left))
+        if leftFails { locate(left, seed: seed, into: &invalid) }
+        if !leftFails || !Self.check(right.map { entries[$0] }, seed: Self.subseed(seed, right)) {
+            locate(right, seed: seed, into: &invalid)
+        }
+    }
+
+    /// The coefficient seed of a sub-batch: the batch's seed bound to the sub-batch's first and last position.
+    private static func subseed(_ seed: [UInt8], _ positions: ArraySlice<Int>) -> [UInt8] {
+        var hash = SHA512()
+        hash.update(data: seed)
+        withUnsafeBytes(of: UInt64(positions.first!).littleEndian) { hash.update(bufferPointer: $0) }
+        withUnsafeBytes(of: UInt64(positions.last!).littleEndian) { hash.update(bufferPointer: $0) }
+        return Array(hash.finalize())
     }
 
     /// One signature under the cofactored rule (the same verdict it gets inside any batch).
@@ -86,6 +123,9 @@ public struct SignatureBatch: Sendable {
     }
 
     /// [8](Σ z_i·S_i·B − Σ z_i·R_i − Σ z_i·k_i·A_i) = 0, with z_0 = 1 for a single entry.
+    ///
+    /// The R_i are negated rather than their coefficients: z_i has 128 bits, −z_i mod ℓ has 253, and the
+    /// multi-scalar multiplication costs about one addition per nonzero digit, so each R_i term costs half.
     private static func check(_ entries: [Entry?], seed: [UInt8]) -> Bool {
         if entries.isEmpty { return true }
         var scalars = [Scalar]()
@@ -97,8 +137,8 @@ public struct SignatureBatch: Sendable {
             guard let entry else { return false }
             let z = entries.count == 1 ? Scalar.one : coefficient(seed: seed, index: index)
             base += z * entry.response
-            scalars.append(-z)
-            points.append(entry.commitment)
+            scalars.append(z)
+            points.append(entry.commitment.negated())
             scalars.append(-(z * entry.challenge))
             points.append(entry.key)
         }

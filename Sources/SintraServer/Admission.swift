@@ -1,0 +1,121 @@
+import SintraCore
+import SintraReplica
+
+/// A client request on its way into a replica's atomic broadcast queue (`ReplicaNode.submit`): decoded,
+/// digested once, with the caller's continuation, which is resumed exactly once with the outcome.
+struct Submission: Sendable {
+    typealias Outcome = Result<AtomicBroadcast.Instance.SubmitResult, ClientRequestError>
+
+    let request: ClientRequest
+    let bytes: [UInt8]
+    /// `AtomicBroadcast.digest(bytes)`, which is also the digest `RequestAuthenticator` remembers.
+    let digest: [UInt8]
+    /// Runs once the request is known authentic, before it is queued or its reply is routed.
+    var verified: (@Sendable () -> Void)?
+    let continuation: CheckedContinuation<Outcome, Never>
+    /// Held back and not delivered in time (`DeferredRequests.takeOverdue`): checked and queued whatever
+    /// its proposers, as a passed-over request.
+    var overdue = false
+
+    func resolve(_ outcome: Outcome) {
+        continuation.resume(returning: outcome)
+    }
+}
+
+/// Requests waiting for their signature check, and whether a worker task is taking them. Invariant: while
+/// `waiting` is not empty, `draining` is true (a worker runs and will take them).
+///
+/// `callbacks` holds the `verified` callback of every request from the time it is enqueued until the
+/// worker has queued, held back, or refused it: if the request is delivered meanwhile (the other replicas
+/// were faster), its execution proves it authentic and the callback runs then, before its reply is routed;
+/// otherwise the reply would find no connection at this replica.
+struct AdmissionQueue {
+    var waiting: [Submission] = []
+    var draining = false
+    var callbacks: [[UInt8]: @Sendable () -> Void] = [:]
+
+    /// Takes up to `limit` waiting requests, or, if none wait, clears `draining` (the worker then ends).
+    mutating func take(upTo limit: Int) -> [Submission] {
+        guard !waiting.isEmpty else {
+            draining = false
+            return []
+        }
+        if waiting.count <= limit {
+            defer { waiting = [] }
+            return waiting
+        }
+        defer { waiting.removeFirst(limit) }
+        return Array(waiting[..<limit])
+    }
+}
+
+/// Requests a replica holds unverified because it is not one of their first proposers
+/// (`AtomicBroadcast.isProposer`): t + 1 other replicas put them into their queues first, and when one of
+/// those is honest the request is delivered, and checked then, in the delivered batch's `SignatureBatch`
+/// (`RequestAuthenticator.authenticate(batch:)`). A request still here once a whole round was delivered
+/// after it came, or after `ReplicaNode.deferredPatience` (no round may run at all: a forged request that its
+/// proposers refused, or one that reached none of its proposers), is overdue: this replica checks it, and
+/// queues it itself or refuses it.
+///
+/// Bounded: `ReplicaNode` holds at most `ReplicaNode.deferredCountMax` requests here and checks further
+/// ones at once, as a proposer would. Each entry is resolved exactly once (delivered, overdue, replaced by
+/// a resubmission of the same bytes, or the node stopping).
+struct DeferredRequests {
+    private var entries: [[UInt8]: (submission: Submission, round: UInt64)] = [:]
+    /// Digests in arrival order with the round and time they came in (both nondecreasing along it); entries
+    /// already resolved are skipped when their turn comes.
+    private var order: [(digest: [UInt8], round: UInt64, since: ContinuousClock.Instant)] = []
+    private var head = 0
+
+    var count: Int { entries.count }
+    var isEmpty: Bool { entries.isEmpty }
+
+    /// Holds `submission`, which came in `round`. If the same bytes are already held, the new submission
+    /// takes the old one's place (its `verified` callback is the one that runs: the latest connection) and
+    /// the old one is returned, to be resolved by the caller; the original round is kept.
+    mutating func insert(_ submission: Submission, round: UInt64, now: ContinuousClock.Instant) -> Submission? {
+        if let existing = entries[submission.digest] {
+            entries[submission.digest] = (submission, existing.round)
+            return existing.submission
+        }
+        entries[submission.digest] = (submission, round)
+        order.append((submission.digest, round, now))
+        return nil
+    }
+
+    /// Removes and returns the held request with `digest`, if any.
+    mutating func remove(_ digest: [UInt8]) -> Submission? {
+        entries.removeValue(forKey: digest)?.submission
+    }
+
+    /// Removes and returns the requests that came in a round before `deliveredRound` (so at least one
+    /// whole round was delivered since without them) or at `cutoff` or earlier, oldest first.
+    mutating func takeOverdue(deliveredRound: UInt64, cutoff: ContinuousClock.Instant) -> [Submission] {
+        var overdue = [Submission]()
+        while head < order.count, order[head].round < deliveredRound || order[head].since <= cutoff {
+            let (digest, round, _) = order[head]
+            head += 1
+            if let entry = entries[digest], entry.round == round {
+                entries[digest] = nil
+                var submission = entry.submission
+                submission.overdue = true
+                overdue.append(submission)
+            }
+        }
+        if head > 1024, head > order.count / 2 {
+            order.removeFirst(head)
+            head = 0
+        }
+        return overdue
+    }
+
+    /// Removes and returns everything held.
+    mutating func removeAll() -> [Submission] {
+        defer {
+            entries = [:]
+            order = []
+            head = 0
+        }
+        return entries.values.map(\.submission)
+    }
+}
