@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import SintraCore
 import SintraNetwork
 import SintraReplica
@@ -16,6 +17,11 @@ import SintraReplica
 /// at once with the node's `ReplicaStatus` (unauthenticated, read-only: `sintra status`). A connection
 /// that sends a record that does not decode, or has more than `requestsInFlightMax` requests and queries
 /// unanswered, is closed and counted.
+///
+/// Before its TLS handshake completes a connection costs the replica a handshake (an X25519 and an
+/// Ed25519 signature) and a slot of `connectionsMax`; one source address may hold at most
+/// `handshakesPerAddressMax` such connections, and each gets `handshakeTimeout` to finish, so that one
+/// host opening connections and never finishing them cannot take every slot.
 public final class ClientListener: Sendable {
     /// Limits of the listener.
     public struct Options: Sendable {
@@ -23,6 +29,11 @@ public final class ClientListener: Sendable {
         public var requestsInFlightMax = 1024
         /// Client connections open at once.
         public var connectionsMax = 1024
+        /// Connections from one source address whose TLS handshake has not completed, at once (as many as
+        /// `sintra demo` opens at its start with its most clients; a quarter of `connectionsMax`).
+        public var handshakesPerAddressMax = 256
+        /// Time a connection has to complete its TLS handshake.
+        public var handshakeTimeout = TimeAmount.seconds(10)
         /// Distinct clients with a routed reply at once (entries are dropped with their connection).
         public var clientsMax = 65_536
         /// The port to listen on; nil uses the member's port plus `ClientPorts.offset`, 0 any free port.
@@ -38,6 +49,10 @@ public final class ClientListener: Sendable {
         public var malformedRecords = 0
         /// Connections closed for too many unanswered requests, or refused for too many connections.
         public var overloaded = 0
+        /// Connections refused because their source address had `handshakesPerAddressMax` unfinished
+        /// handshakes, and connections closed for not finishing theirs within `handshakeTimeout`.
+        public var handshakesRefused = 0
+        public var handshakeTimeouts = 0
         public var requests = 0
         /// Requests refused by the replica (bad signature) or its full queue: no reply will come.
         public var refused = 0
@@ -59,6 +74,8 @@ public final class ClientListener: Sendable {
     struct RouterState {
         var routes: [[UInt8]: ConnectionRoute] = [:]
         var connections = 0
+        /// Connections in their TLS handshake, by source address (entries with a count of 0 are removed).
+        var handshaking: [String: Int] = [:]
         var statistics = Statistics()
     }
 
@@ -100,18 +117,26 @@ public final class ClientListener: Sendable {
     }
 
     private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
         let admitted = state.withLockedValue { state in
             guard state.connections < options.connectionsMax else {
                 state.statistics.overloaded += 1
                 return false
             }
+            guard state.handshaking[address, default: 0] < options.handshakesPerAddressMax else {
+                state.statistics.handshakesRefused += 1
+                return false
+            }
+            state.handshaking[address, default: 0] += 1
             state.connections += 1
             state.statistics.connections += 1
             return true
         }
         guard admitted else { return channel.close() }
         let route = ConnectionRoute(channel: channel)
+        let handshake = HandshakeGate(listener: self, address: address)
         channel.closeFuture.whenComplete { [self] _ in
+            handshake.finish()
             self.state.withLockedValue { state in
                 state.connections -= 1
                 for client in route.clients.withLockedValue({ $0 }) where state.routes[client] === route {
@@ -119,10 +144,23 @@ public final class ClientListener: Sendable {
                 }
             }
         }
+        channel.eventLoop.scheduleTask(in: options.handshakeTimeout) { [self] in
+            guard handshake.finish() else { return }
+            self.state.withLockedValue { $0.statistics.handshakeTimeouts += 1 }
+            channel.close(promise: nil)
+        }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandlers(
-                NIOSSLServerHandler(context: sslContext), ByteToMessageHandler(ClientRecordDecoder()),
+                NIOSSLServerHandler(context: sslContext), handshake, ByteToMessageHandler(ClientRecordDecoder()),
                 ClientConnectionHandler(listener: self, route: route))
+        }
+    }
+
+    /// A connection from `address` finished its handshake, or closed or timed out before.
+    fileprivate func handshakeEnded(from address: String) {
+        state.withLockedValue { state in
+            let remaining = state.handshaking[address, default: 1] - 1
+            state.handshaking[address] = remaining > 0 ? remaining : nil
         }
     }
 
@@ -236,6 +274,37 @@ final class ConnectionRoute: Sendable {
 
     init(channel: Channel) {
         self.channel = channel
+    }
+}
+
+/// Counts a connection as handshaking until its TLS handshake completes, it closes, or it times out,
+/// whichever comes first (`finish` acts once).
+private final class HandshakeGate: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    let listener: ClientListener
+    let address: String
+    private let finished = NIOLockedValueBox(false)
+
+    init(listener: ClientListener, address: String) {
+        self.listener = listener
+        self.address = address
+    }
+
+    /// Ends the handshake count; returns false if it had ended already.
+    @discardableResult
+    func finish() -> Bool {
+        let first = finished.withLockedValue { finished in
+            defer { finished = true }
+            return !finished
+        }
+        if first { listener.handshakeEnded(from: address) }
+        return first
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { finish() }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -16,10 +16,10 @@ import Testing
         let listeners: [ClientListener]
         let endpoints: [SintraClient.Endpoint]
 
-        init() async throws {
+        init(options: ClientListener.Options = ClientListener.Options()) async throws {
             cluster = try LocalCluster(replicas: 4, faulty: 1)
             try await cluster.start()
-            var options = ClientListener.Options()
+            var options = options
             options.port = 0
             var listeners = [ClientListener]()
             var endpoints = [SintraClient.Endpoint]()
@@ -119,6 +119,38 @@ import Testing
         // The service goes on.
         let client = try service.client(timeoutSeconds: 120)
         #expect(try await client.execute(.put(key: [1], value: [2])) == .ok)
+        await client.close()
+        try await group.shutdownGracefully()
+        await service.shutdown()
+    }
+
+    /// A host that opens connections and never starts TLS holds at most `handshakesPerAddressMax` of them,
+    /// each for at most `handshakeTimeout`; the next is closed at once, and the service goes on.
+    @Test func unfinishedHandshakesAreBoundedPerAddressAndTimeOut() async throws {
+        var options = ClientListener.Options()
+        options.handshakesPerAddressMax = 2
+        options.handshakeTimeout = .seconds(3)
+        let service = try await Service(options: options)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let endpoint = service.endpoints[0]
+        func connectWithoutTLS() async throws -> Channel {
+            try await ClientBootstrap(group: group).connect(host: endpoint.host, port: endpoint.port).get()
+        }
+        let first = try await connectWithoutTLS()
+        let second = try await connectWithoutTLS()
+        // Both counted before the third arrives (the listener admits connections in order on one loop).
+        let third = try await connectWithoutTLS()
+        try await third.closeFuture.get()
+        #expect(service.listeners[0].statistics.handshakesRefused == 1)
+        try await first.closeFuture.get()
+        try await second.closeFuture.get()
+        #expect(service.listeners[0].statistics.handshakeTimeouts == 2)
+        // Slots are free again, and finished handshakes are not limited.
+        let client = try service.client(timeoutSeconds: 120)
+        for value in UInt8(1)...3 {
+            #expect(try await client.execute(.put(key: [value], value: [value])) == .ok)
+        }
+        #expect(service.listeners[0].statistics.handshakeTimeouts == 2)
         await client.close()
         try await group.shutdownGracefully()
         await service.shutdown()
