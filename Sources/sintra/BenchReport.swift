@@ -20,6 +20,12 @@ struct BenchReport: Codable {
         /// Requests executed by the end of the run.
         var executed: UInt64?
         var faults: Int?
+        /// Over the whole run: client signatures checked at submission and at execution, and requests held
+        /// back unchecked at submission (not a first proposer) and of those the ones checked when overdue.
+        var submissionVerifications: Int?
+        var executionVerifications: Int?
+        var deferredRequests: Int?
+        var overdueRequests: Int?
     }
 
     var replicas: Int
@@ -84,7 +90,10 @@ struct BenchReport: Codable {
                 requestsPerBatch: batches.flatMap { batches in
                     delivered.map { batches > 0 ? Double($0) / Double(batches) : 0 }
                 },
-                executed: final[offset]?.executed, faults: final[offset]?.faults)
+                executed: final[offset]?.executed, faults: final[offset]?.faults,
+                submissionVerifications: final[offset]?.submissionVerifications,
+                executionVerifications: final[offset]?.executionVerifications,
+                deferredRequests: final[offset]?.deferredRequests, overdueRequests: final[offset]?.overdueRequests)
         }
         if let batches = replicaStatistics.first?.batches, batches > 0 {
             roundMilliseconds = seconds * 1000 / Double(batches)

@@ -240,6 +240,12 @@ struct ReplicaStatisticsFile: Codable, Equatable {
     var faults: Int
     var malformedFrames: Int
     var refusedSends: Int
+    /// Client signatures checked at submission and at execution, requests held back at submission (this
+    /// replica not a first proposer) and those of them that came overdue (`ReplicaNode.submit`).
+    var submissionVerifications: Int
+    var executionVerifications: Int
+    var deferredRequests: Int
+    var overdueRequests: Int
 
     init(node: ReplicaNode) async {
         let statistics = await node.statistics
@@ -250,6 +256,10 @@ struct ReplicaStatisticsFile: Codable, Equatable {
         faults = statistics.faults
         malformedFrames = statistics.malformedFrames
         refusedSends = statistics.refusedSends
+        submissionVerifications = statistics.submissionVerifications
+        executionVerifications = statistics.executionVerifications
+        deferredRequests = statistics.deferredRequests
+        overdueRequests = statistics.overdueRequests
     }
 
     /// Writes atomically (a temporary file renamed over the old one), so a reader never sees half a file.

@@ -95,14 +95,14 @@ import Testing
         #expect(done)
         var submissionChecks = 0
         var deferred = 0
-        for node in cluster.nodes {
+        for (offset, node) in cluster.nodes.enumerated() {
             let statistics = await node.statistics
-            #expect(statistics.refusedRequests == [.invalidSignature: 1], "replica \(node.member)")
+            #expect(statistics.refusedRequests == [.invalidSignature: 1], "replica \(offset + 1)")
             #expect(statistics.unauthenticRequests == 0, "the forgery was never ordered")
             // Each of the 41 requests checked once here, whether at submission or at execution (a request
             // promoted while it was being delivered may be checked twice).
             let checks = statistics.submissionVerifications + statistics.executionVerifications
-            #expect((41...45).contains(checks), "replica \(node.member): \(statistics)")
+            #expect((41...45).contains(checks), "replica \(offset + 1): \(statistics)")
             submissionChecks += statistics.submissionVerifications
             deferred += statistics.deferredRequests
         }
