@@ -11,7 +11,17 @@ extension AtomicBroadcast {
         public let me: Int
         public let limits: Limits
         private let keys: LocalKeys
-        private var random: ProtocolRandom
+        /// The generator the agreements' generators derive from, one per round (`ProtocolRandom.derive`), so
+        /// that a replay rebuilds each round's agreement with the same one.
+        private let random: ProtocolRandom
+        /// Whether the instance records its `JournalEntry`s for `takeJournal()`.
+        public let journaling: Bool
+        /// Entries recorded since the last `takeJournal()`.
+        private var journal: [JournalEntry] = []
+        /// The messages the replay of `Resumption.journal` produced, sent again by `start()`.
+        private var replayed = Effects<Message, Output>()
+        /// Journal entries replayed at `init(resuming:)`.
+        public private(set) var replayedEntryCount = 0
 
         /// The round being decided.
         public private(set) var round: UInt64 = 1
@@ -76,20 +86,26 @@ extension AtomicBroadcast {
             public var recentBatches: [Batch]
             public var sendHorizon: UInt64
             public var recentDigests: [UInt64: [[UInt8]]]
+            /// The journal the party committed before it sent (`JournalEntry`, stage 2), in order. Entries of
+            /// rounds before `nextRound − futureRoundWindow − 1` are ignored. With a complete journal the
+            /// send horizon can be 0: the party rebuilds what it sent instead of staying silent.
+            public var journal: [JournalEntry]
 
             public init(
-                nextRound: UInt64, recentBatches: [Batch], sendHorizon: UInt64, recentDigests: [UInt64: [[UInt8]]] = [:]
+                nextRound: UInt64, recentBatches: [Batch], sendHorizon: UInt64, recentDigests: [UInt64: [[UInt8]]] = [:],
+                journal: [JournalEntry] = []
             ) {
                 self.nextRound = nextRound
                 self.recentBatches = recentBatches
                 self.sendHorizon = sendHorizon
                 self.recentDigests = recentDigests
+                self.journal = journal
             }
         }
 
         public init(
             configuration: GroupConfiguration, keys: LocalKeys, path: InstancePath, random: ProtocolRandom,
-            limits: Limits = Limits(), resuming resumption: Resumption? = nil
+            limits: Limits = Limits(), journaling: Bool = false, resuming resumption: Resumption? = nil
         ) {
             self.configuration = configuration
             self.keys = keys
@@ -97,6 +113,7 @@ extension AtomicBroadcast {
             self.path = path
             self.random = random
             self.limits = limits
+            self.journaling = journaling
             guard let resumption else {
                 silentThrough = 0
                 return
@@ -117,6 +134,50 @@ extension AtomicBroadcast {
             for (digestRound, digests) in resumption.recentDigests where digestRound >= oldest && digestRound < round {
                 for digest in digests { delivered[digest] = digestRound }
             }
+            for entry in resumption.journal { replay(entry) }
+        }
+
+        /// Applies one journal entry as it was applied before the restart, collecting the messages it makes
+        /// (sent again by `start()`; peers drop a byte-equal duplicate). Faults were recorded the first time.
+        /// The agreements of the `futureRoundWindow` + 1 rounds before `round` are rebuilt too, as
+        /// `collectGarbage` keeps them, so the party still helps slower peers finish them.
+        private mutating func replay(_ entry: JournalEntry) {
+            let oldestAgreement = round > limits.futureRoundWindow + 1 ? round - limits.futureRoundWindow - 1 : 0
+            guard entry.round >= oldestAgreement else { return }
+            replayedEntryCount += 1
+            switch entry {
+            case .sentQueue(let queueRound, let queue):
+                guard queueRound >= round else { return }
+                sentQueue.insert(queueRound)
+                replayed.broadcast(.queue(round: queueRound, queue))
+            case .receivedQueue(let queueRound, let node, let queue):
+                guard queueRound >= round, queues[queueRound]?[node] == nil else { return }
+                queues[queueRound, default: [:]][node] = queue
+            case .agreementMessage(let agreementRound, let node, let message):
+                var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
+                let child = agreement.handle(message, from: node)
+                agreements[agreementRound] = agreement
+                replayed.messages.append(
+                    contentsOf: child.lifted(
+                        message: { Message.agreement(round: agreementRound, $0) }, output: { _ -> Output? in nil }
+                    ).messages)
+            case .proposal(let agreementRound, let value):
+                proposedRound.insert(agreementRound)
+                var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
+                let child = agreement.propose(value)
+                agreements[agreementRound] = agreement
+                replayed.messages.append(
+                    contentsOf: child.lifted(
+                        message: { Message.agreement(round: agreementRound, $0) }, output: { _ -> Output? in nil }
+                    ).messages)
+            }
+        }
+
+        /// The journal entries recorded since the last call (none unless `journaling`). A party that
+        /// journals commits them, with the effects of the same call, before it sends those effects' messages.
+        public mutating func takeJournal() -> [JournalEntry] {
+            defer { journal.removeAll(keepingCapacity: true) }
+            return journal
         }
 
         /// Whether this party may send its own messages of `someRound` (its queue, agreement votes).
@@ -125,7 +186,8 @@ extension AtomicBroadcast {
         /// Starts catch-up for a resumed party's first round (call once after `init(resuming:)`): a silent
         /// round makes no progress on its own.
         public mutating func start() -> Effects<Message, Output> {
-            var effects = Effects<Message, Output>()
+            var effects = replayed
+            replayed = Effects()
             advance(&effects)
             return effects
         }
@@ -216,6 +278,7 @@ extension AtomicBroadcast {
                     return effects
                 }
                 queues[queueRound, default: [:]][node] = queue
+                if journaling { journal.append(.receivedQueue(round: queueRound, from: node, queue)) }
             case .agreement(let agreementRound, let inner):
                 // Agreements of the last `futureRoundWindow` + 1 rounds are still served; older ones are gone.
                 guard agreementRound >= round || agreements[agreementRound] != nil, mayTakePart(in: agreementRound)
@@ -226,6 +289,7 @@ extension AtomicBroadcast {
                     advance(&effects)
                     return effects
                 }
+                if journaling { journal.append(.agreementMessage(round: agreementRound, from: node, inner)) }
                 var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
                 let child = agreement.handle(inner, from: node)
                 agreements[agreementRound] = agreement
@@ -300,7 +364,7 @@ extension AtomicBroadcast {
             let limits = self.limits
             return ValidatedAgreement.Instance(
                 configuration: configuration, keys: keys, path: path.child("round", agreementRound),
-                random: random.split(),
+                random: random.derive(Array("round".utf8) + withUnsafeBytes(of: agreementRound.bigEndian, Array.init)),
                 predicate: { value in
                     AtomicBroadcast.validVector(
                         value, round: agreementRound, path: path, configuration: configuration, limits: limits) != nil
@@ -314,15 +378,19 @@ extension AtomicBroadcast {
                 // Start the round when we have work or someone else started it.
                 if mayTakePart(in: round), !sentQueue.contains(round), !pending.isEmpty || !(queues[round] ?? [:]).isEmpty {
                     sentQueue.insert(round)
-                    effects.broadcast(.queue(round: round, signedQueue()))
+                    let queue = signedQueue()
+                    if journaling { journal.append(.sentQueue(round: round, queue)) }
+                    effects.broadcast(.queue(round: round, queue))
                 }
                 if mayTakePart(in: round), !proposedRound.contains(round), let collected = queues[round],
                     collected.count >= configuration.quorum
                 {
                     proposedRound.insert(round)
                     let vector = collected.keys.sorted().map { collected[$0]! }
+                    let value = AtomicBroadcast.encodeVector(vector)
+                    if journaling { journal.append(.proposal(round: round, value: value)) }
                     var agreement = agreements[round] ?? makeAgreement(round)
-                    let child = agreement.propose(AtomicBroadcast.encodeVector(vector))
+                    let child = agreement.propose(value)
                     agreements[round] = agreement
                     let current = round
                     effects.append(child.lifted(message: { .agreement(round: current, $0) }, output: { _ in nil }))

@@ -1,3 +1,4 @@
+import Crypto
 import SintraCrypto
 
 /// Sizes a decoder enforces on peer input.
@@ -119,14 +120,34 @@ public struct Frame: Sendable, Equatable {
     }
 }
 
-/// Randomness for protocol instances: the system's secure generator in production, a seeded generator
-/// (xoshiro256**) in simulation so that a run replays exactly from its seed.
+/// Randomness for protocol instances, three kinds:
+/// - `system()`: the system's secure generator; nothing about it can be replayed.
+/// - `keyed(seed:)`: a secure generator keyed by a secret seed (SHA-256 in counter mode), so that a replica
+///   replaying its journal after a crash draws the same coin-share nonces and sends byte-equal messages
+///   (docs/DURABILITY.md, stage 2). Its outputs reveal nothing about the seed or about each other.
+/// - `seeded(_:)`: xoshiro256** from a 64-bit seed, for simulation, so that a run replays exactly from its
+///   seed. Not secure: never for real keys.
+///
+/// `split()` draws a child generator from this one's stream (deterministic but order-dependent);
+/// `derive(_:)` names a child by a label, independent of what was drawn before, so a replaying party gets
+/// the same child whatever order it rebuilds its instances in.
 public struct ProtocolRandom: RandomNumberGenerator, Sendable {
+    private enum Kind: Sendable {
+        case system
+        /// The root seed, for `derive`.
+        case xoshiro(root: UInt64)
+        /// The 32-byte key, and the next block's counter.
+        case keyed(key: [UInt8], counter: UInt64)
+    }
+
+    /// xoshiro's state, or the unread words of the keyed generator's current block.
     private var state: (UInt64, UInt64, UInt64, UInt64)
-    private let system: Bool
+    /// Words of `state` already used (keyed).
+    private var used = 4
+    private var kind: Kind
 
     public static func system() -> ProtocolRandom {
-        ProtocolRandom(state: (0, 0, 0, 0), system: true)
+        ProtocolRandom(state: (0, 0, 0, 0), kind: .system)
     }
 
     public static func seeded(_ seed: UInt64) -> ProtocolRandom {
@@ -139,33 +160,96 @@ public struct ProtocolRandom: RandomNumberGenerator, Sendable {
             z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
             return z ^ (z >> 31)
         }
-        return ProtocolRandom(state: (splitMix(), splitMix(), splitMix(), splitMix()), system: false)
+        return ProtocolRandom(state: (splitMix(), splitMix(), splitMix(), splitMix()), kind: .xoshiro(root: seed))
     }
 
-    private init(state: (UInt64, UInt64, UInt64, UInt64), system: Bool) {
+    /// A secure deterministic generator keyed by `seed` (a secret of at least 32 random bytes, kept by the
+    /// replica: whoever knows it can predict the nonces of its coin-share proofs and so learn its key share).
+    public static func keyed(seed: [UInt8]) -> ProtocolRandom {
+        precondition(seed.count >= 32, "a keyed generator needs a seed of at least 32 bytes")
+        var hash = SHA256()
+        hash.update(data: Array("sintra-v1/protocol-random".utf8))
+        hash.update(data: seed)
+        return ProtocolRandom(state: (0, 0, 0, 0), kind: .keyed(key: Array(hash.finalize()), counter: 0))
+    }
+
+    private init(state: (UInt64, UInt64, UInt64, UInt64), kind: Kind) {
         self.state = state
-        self.system = system
+        self.kind = kind
+    }
+
+    /// Whether the generator's outputs follow from its seed (`keyed` or `seeded`).
+    public var isReplayable: Bool {
+        if case .system = kind { return false }
+        return true
     }
 
     public mutating func next() -> UInt64 {
-        if system {
+        switch kind {
+        case .system:
             var generator = SystemRandomNumberGenerator()
             return generator.next()
+        case .keyed(let key, let counter):
+            if used == 4 {
+                var hash = SHA256()
+                hash.update(data: key)
+                var block = counter.bigEndian
+                withUnsafeBytes(of: &block) { hash.update(bufferPointer: $0) }
+                let words = Array(hash.finalize()).withUnsafeBytes { raw in
+                    (0..<4).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
+                }
+                state = (words[0], words[1], words[2], words[3])
+                used = 0
+                kind = .keyed(key: key, counter: counter &+ 1)
+            }
+            used += 1
+            switch used {
+            case 1: return state.0
+            case 2: return state.1
+            case 3: return state.2
+            default: return state.3
+            }
+        case .xoshiro:
+            let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+            let shifted = state.1 << 17
+            state.2 ^= state.0
+            state.3 ^= state.1
+            state.1 ^= state.2
+            state.0 ^= state.3
+            state.2 ^= shifted
+            state.3 = (state.3 << 45) | (state.3 >> 19)
+            return result
         }
-        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
-        let shifted = state.1 << 17
-        state.2 ^= state.0
-        state.3 ^= state.1
-        state.1 ^= state.2
-        state.0 ^= state.3
-        state.2 ^= shifted
-        state.3 = (state.3 << 45) | (state.3 >> 19)
-        return result
     }
 
-    /// An independent generator for a child instance (deterministic in seeded mode).
+    /// An independent generator for a child instance, drawn from this one's stream (deterministic in the
+    /// keyed and seeded kinds, given the draws before).
     public mutating func split() -> ProtocolRandom {
-        system ? .system() : .seeded(next())
+        switch kind {
+        case .system: return .system()
+        case .xoshiro: return .seeded(next())
+        case .keyed:
+            var seed = [UInt8]()
+            seed.reserveCapacity(32)
+            for _ in 0..<4 { withUnsafeBytes(of: next().bigEndian) { seed.append(contentsOf: $0) } }
+            return .keyed(seed: seed)
+        }
+    }
+
+    /// The child generator named `label`: the same for the same label whatever was drawn from this one.
+    public func derive(_ label: [UInt8]) -> ProtocolRandom {
+        switch kind {
+        case .system:
+            return .system()
+        case .xoshiro(let root):
+            var hash = SHA256()
+            withUnsafeBytes(of: root.bigEndian) { hash.update(bufferPointer: $0) }
+            hash.update(data: label)
+            let word = Array(hash.finalize()).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            return .seeded(word)
+        case .keyed(let key, _):
+            return .keyed(seed: key + Array("derive:".utf8) + label)
+        }
     }
 }
 

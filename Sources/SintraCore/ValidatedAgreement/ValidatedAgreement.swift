@@ -68,6 +68,8 @@ public enum ValidatedAgreement {
         /// The first vote of each voter per iteration (at most n × n entries): raw until Π is known and it
         /// is checked once, then only its verdict is kept.
         private var votes: [Int: [Int: VoteState]] = [:]
+        /// Each voter's vote as received, to tell a repeated vote from a contradicting one.
+        private var firstVotes: [Int: [Int: Vote]] = [:]
         private var agreements: [Int: BinaryAgreement.Instance] = [:]
         private var agreementInputs: Set<Int> = []
         private var decision: Decision?
@@ -146,7 +148,10 @@ public enum ValidatedAgreement {
             case .vote(let iteration, let vote):
                 if votes[iteration]?[node] == nil {
                     votes[iteration, default: [:]][node] = .pending(vote)
-                } else {
+                    firstVotes[iteration, default: [:]][node] = vote
+                } else if firstVotes[iteration]?[node] != vote {
+                    // The same vote again is no contradiction: a peer that restarted and replayed its
+                    // journal sends what it sent before (docs/DURABILITY.md, stage 2).
                     effects.fault(node, path, .equivocation, "second vote in iteration \(iteration)")
                 }
             case .agreement(let iteration, let inner):
