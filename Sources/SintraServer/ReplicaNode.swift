@@ -114,6 +114,9 @@ public actor ReplicaNode {
         public var refusedSends = 0
         /// Rounds restored from the store at start (replayed after its snapshot).
         public var replayedRounds = 0
+        /// Protocol journal entries replayed at start, and written since (stage 2).
+        public var replayedJournalEntries = 0
+        public var journalEntries = 0
         /// Snapshots written (= checkpoints this node signed).
         public var snapshots = 0
         /// The round of the latest stable checkpoint this node knows (0 if none).
@@ -180,6 +183,15 @@ public actor ReplicaNode {
     private let wireLimits: WireLimits
     private let logger: Logger
     private var receiving: Task<Void, Never>?
+    /// Frames waiting to be handled in one batch (`drainInbox`).
+    private let inbox = FrameInbox(capacity: 4096)
+    /// Set while `drainInbox` handles a batch: `perform` then only collects, and `flush` commits and sends
+    /// once for the whole batch.
+    private var batching = false
+    /// Effects collected and not yet committed and sent, in order.
+    private var outbox: [Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>] = []
+    /// Journal entries of the collected effects, committed with them.
+    private var journalBuffer: [AtomicBroadcast.JournalEntry] = []
     private var replyHandler: (@Sendable ([ClientReply]) -> Void)?
     public private(set) var statistics = Statistics()
     /// SHA-256 chain over the executed requests in order: equal at two replicas iff they executed the same
@@ -215,7 +227,7 @@ public actor ReplicaNode {
         }
         let reseeding = options.reseeding || (recovered?.reseeding ?? false)
         self.reseeding = reseeding
-        self.sentHorizon = resumption?.sendHorizon ?? 0
+        self.sentHorizon = recovered?.sendHorizon ?? 0
         if reseeding {
             // Silent in every round until a checkpoint is installed (`install`): it may have sent anything
             // before its store was lost. Catch-up still delivers, so it follows the cluster meanwhile.
@@ -227,9 +239,11 @@ public actor ReplicaNode {
         self.execution = recovered?.execution ?? Execution(clusterIdentifier: configuration.clusterIdentifier)
         self.votes = CheckpointVotes(configuration: configuration, stable: recovered?.certificate)
         self.recentDigests = recovered?.recentDigests ?? [:]
+        // Durable: the journal and a keyed generator let a restarted node replay what it sent (stage 2).
         self.instance = AtomicBroadcast.Instance(
-            configuration: configuration, keys: keys, path: ReplicaNode.path, random: .system(),
-            limits: options.broadcastLimits, resuming: resumption)
+            configuration: configuration, keys: keys, path: ReplicaNode.path,
+            random: options.store.map { .keyed(seed: $0.randomSeed) } ?? .system(),
+            limits: options.broadcastLimits, journaling: options.store != nil, resuming: resumption)
         // Agreement values carry up to n queues, so a body may be as large as a frame.
         self.wireLimits = WireLimits(payloadBytesMax: Frame.frameBytesMax, memberCount: configuration.replicas)
         var logger = options.logger
@@ -242,16 +256,26 @@ public actor ReplicaNode {
         }
         statistics.stableCheckpointRound = recovered?.certificate?.round ?? 0
         if reseeding { logger.notice("reseeding: silent until a checkpoint is installed from the peers") }
-        if let recovered, recovered.resumption.nextRound > 1 || recovered.resumption.sendHorizon > 0 {
+        if let recovered,
+            recovered.resumption.nextRound > 1 || recovered.resumption.sendHorizon > 0 || !recovered.resumption.journal.isEmpty
+        {
             snapshotRound = recovered.snapshotRound
             statistics.replayedRounds = recovered.replayedRounds
+            let replayedEntries = instance.replayedEntryCount
+            statistics.replayedJournalEntries = replayedEntries
             logger.info(
                 "restored from the replica store",
                 metadata: [
                     "snapshotRound": "\(recovered.snapshotRound)", "replayedRounds": "\(recovered.replayedRounds)",
                     "nextRound": "\(recovered.resumption.nextRound)",
+                    "journalEntries": "\(replayedEntries)",
                     "silentThrough": "\(recovered.resumption.sendHorizon)",
                 ])
+            if let store = options.store, !store.journalTrusted {
+                logger.warning(
+                    "the protocol journal was written before a reboot and may be incomplete; dropped it, silent up to the send horizon",
+                    metadata: ["silentThrough": "\(recovered.resumption.sendHorizon)"])
+            }
         }
     }
 
@@ -269,10 +293,14 @@ public actor ReplicaNode {
         // checkpoint tells (`considerTransfer`).
         sendCheckpoint(.certificateRequest, to: nil)
         let frames = network.frames
+        let inbox = self.inbox
         receiving = Task { [weak self] in
             for await received in frames {
-                guard let self else { return }
-                await self.receive(received)
+                if inbox.put(received) {
+                    guard let self else { return }
+                    Task { await self.drainInbox() }
+                }
+                await inbox.waitForRoom()
             }
         }
     }
@@ -285,6 +313,7 @@ public actor ReplicaNode {
         sweeper?.cancel()
         sweeper = nil
         await network.shutdown()
+        inbox.release()
         await receiving?.value
         receiving = nil
     }
@@ -541,6 +570,16 @@ public actor ReplicaNode {
     /// Whether the node stopped taking part: its store failed, or its state diverged from a certified one.
     public var isStopped: Bool { storageFailure != nil || divergedRound != nil }
 
+    /// Handles every frame waiting in the inbox, then commits and sends once for all of them.
+    private func drainInbox() {
+        let frames = inbox.take()
+        guard !frames.isEmpty else { return }
+        batching = true
+        for received in frames { receive(received) }
+        batching = false
+        flush()
+    }
+
     private func receive(_ received: ReceivedFrame) {
         guard !isStopped else { return }
         if received.frame.path == Checkpoint.path {
@@ -562,11 +601,34 @@ public actor ReplicaNode {
         perform(instance.handle(message, from: received.sender))
     }
 
-    /// Persists the delivered batches and the send horizon, then sends the messages, records the faults,
-    /// and executes the batches in order. Persisting first is what makes a restart safe: a reply or a
-    /// message never gets ahead of the disk.
+    /// Collects the effects of one call into the instance, with the journal entries it recorded, and
+    /// flushes them at once unless a batch of frames is being handled (`drainInbox` flushes at its end).
     private func perform(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) {
-        guard persist(effects) else { return }
+        outbox.append(effects)
+        if instance.journaling { journalBuffer += instance.takeJournal() }
+        if !batching { flush() }
+    }
+
+    /// Persists the collected journal entries, delivered batches and send horizon in one transaction, then
+    /// sends the messages, records the faults, and executes the batches in order. Persisting first is what
+    /// makes a restart safe: a reply or a message never gets ahead of the disk, and a restarted node can
+    /// replay everything its messages followed from.
+    private func flush() {
+        while !outbox.isEmpty || !journalBuffer.isEmpty {
+            let collected = outbox
+            let journal = journalBuffer
+            outbox = []
+            journalBuffer = []
+            guard persist(collected, journal: journal) else { return }
+            for effects in collected {
+                release(effects)
+                if isStopped { return }
+            }
+        }
+    }
+
+    /// Sends, records and executes one call's effects (already persisted).
+    private func release(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) {
         for outgoing in effects.messages {
             let frame = Frame(
                 clusterIdentifier: configuration.clusterIdentifier, sender: member, path: ReplicaNode.path,
@@ -596,22 +658,36 @@ public actor ReplicaNode {
         logger.warning("peer fault", metadata: ["fault": "\(description)"])
     }
 
-    /// One transaction for all delivered batches (group commit) that also raises the send horizon to the
-    /// highest round of a binding message about to be sent (a queue or an agreement message,
-    /// `AtomicBroadcast.bindingRound(of:)`). Usually the horizon rises with a batch: the queue of round
-    /// r + 1 goes out in the same effects that deliver round r. An idle replica has sent nothing for the
-    /// next round, so after a restart it is silent in no round. Returns false, and stops the node, if the
-    /// store failed.
-    private func persist(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) -> Bool {
+    /// One transaction for all delivered batches and journal entries (group commit) that also raises the
+    /// send horizon to the highest round of a binding message about to be sent (a queue or an agreement
+    /// message, `AtomicBroadcast.bindingRound(of:)`). The journal lets a restarted node replay those
+    /// messages; the horizon is what it stays silent up to if the journal cannot be trusted
+    /// (`ReplicaStore.journalTrusted`). The journal keeps the rounds a resumed instance rebuilds (from
+    /// `futureRoundWindow` + 1 below the next round). Returns false, and stops the node, if the store failed.
+    private func persist(
+        _ collected: [Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>], journal: [AtomicBroadcast.JournalEntry]
+    ) -> Bool {
         guard !isStopped else { return false }
-        let horizon = effects.messages.compactMap { AtomicBroadcast.bindingRound(of: $0.message) }.max() ?? 0
+        var horizon: UInt64 = 0
+        var outputs = [AtomicBroadcast.Batch]()
+        for effects in collected {
+            for outgoing in effects.messages {
+                if let round = AtomicBroadcast.bindingRound(of: outgoing.message) { horizon = max(horizon, round) }
+            }
+            outputs += effects.outputs
+        }
         sentHorizon = max(sentHorizon, horizon)
         guard let store else { return true }
-        guard !effects.outputs.isEmpty || horizon > store.sendHorizon else { return true }
+        guard !outputs.isEmpty || horizon > store.sendHorizon || !journal.isEmpty else { return true }
+        let window = instance.limits.futureRoundWindow
+        let next = (outputs.last?.round ?? 0) + 1
         do {
             try store.commit(
-                effects.outputs.map { ReplicaStore.LogEntry(round: $0.round, batch: ReplicaNode.encode($0.requests)) },
-                sendHorizon: horizon)
+                outputs.map { ReplicaStore.LogEntry(round: $0.round, batch: ReplicaNode.encode($0.requests)) },
+                sendHorizon: horizon,
+                journal: journal.map { ReplicaStore.JournalRecord(round: $0.round, entry: $0.encoded) },
+                journalKeptFrom: next > window + 1 ? next - window - 1 : 0)
+            statistics.journalEntries += journal.count
             return true
         } catch {
             storageFailure = error
@@ -898,6 +974,10 @@ public actor ReplicaNode {
     /// peers are ahead (it sent nothing in those rounds before, so taking part later is safe).
     private func install(_ checkpoint: StableCheckpoint, state: [UInt8], from peer: Int) {
         transfer = nil
+        // Rounds the current instance delivered in this batch of frames go to disk first: the log must not
+        // continue after the checkpoint with rounds below it.
+        flush()
+        guard !isStopped else { return }
         let round = checkpoint.round
         guard round > instance.round - 1 else { return }  // Overtaken by catch-up meanwhile.
         let decoded: CheckpointState
@@ -949,6 +1029,8 @@ public actor ReplicaNode {
     /// A reseeding replica that caught up past a stable checkpoint by catch-up alone (a young cluster, whose
     /// peers still remember every round): it resumes where it is, silent up to `reseedHorizon`.
     private func rejoinAfterReseed(checkpointRound: UInt64) {
+        flush()
+        guard !isStopped else { return }
         let horizon = max(reseedHorizon(after: checkpointRound), instance.round + instance.limits.futureRoundWindow)
         if let store {
             do {
@@ -965,9 +1047,21 @@ public actor ReplicaNode {
     }
 
     private func resumeInstance(nextRound: UInt64, silentThrough: UInt64) {
+        // What the old instance did is committed and sent first; its journal then no longer applies.
+        flush()
+        if let store {
+            do {
+                try store.resetJournal(silentThrough: max(silentThrough, nextRound))
+            } catch {
+                storageFailure = error
+                logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])
+                return
+            }
+        }
         instance = AtomicBroadcast.Instance(
-            configuration: configuration, keys: keys, path: ReplicaNode.path, random: .system(),
-            limits: instance.limits,
+            configuration: configuration, keys: keys, path: ReplicaNode.path,
+            random: store.map { .keyed(seed: $0.randomSeed) } ?? .system(),
+            limits: instance.limits, journaling: store != nil,
             resuming: AtomicBroadcast.Instance.Resumption(
                 nextRound: nextRound, recentBatches: [], sendHorizon: max(silentThrough, nextRound),
                 recentDigests: recentDigests))
@@ -1083,12 +1177,16 @@ public actor ReplicaNode {
         var servedState: (round: UInt64, state: [UInt8])?
         var certificate: StableCheckpoint?
         var reseeding: Bool
+        /// The highest round this node may have sent a binding message for before it stopped.
+        var sendHorizon: UInt64
 
         init(
             _ recovery: ReplicaStore.Recovery, configuration: GroupConfiguration, memory: UInt64, path: String
         ) throws(StoreError) {
             execution = Execution(clusterIdentifier: configuration.clusterIdentifier)
             reseeding = recovery.reseeding
+            sendHorizon = recovery.sendHorizon
+            var journal = [AtomicBroadcast.JournalEntry]()
             do {
                 if let snapshot = recovery.snapshot {
                     switch snapshot.format {
@@ -1122,14 +1220,18 @@ public actor ReplicaNode {
                     }
                     certificate = checkpoint
                 }
+                let limits = WireLimits(payloadBytesMax: Frame.frameBytesMax, memberCount: configuration.replicas)
+                journal = try recovery.journal.map { try AtomicBroadcast.JournalEntry(encoded: $0.entry, limits: limits) }
             } catch {
                 throw StoreError.corrupted(path: path, detail: "\(error)")
             }
             let last = recovery.lastRound
             if last >= memory { recentDigests = recentDigests.filter { $0.key > last - memory } }
+            // With the journal the node replays what it sent and need not be silent, except where the store
+            // says (a journal lost in a reboot, an installed checkpoint, a file from before the journal).
             resumption = AtomicBroadcast.Instance.Resumption(
-                nextRound: last + 1, recentBatches: recentBatches, sendHorizon: recovery.sendHorizon,
-                recentDigests: recentDigests)
+                nextRound: last + 1, recentBatches: recentBatches, sendHorizon: recovery.silentThrough,
+                recentDigests: recentDigests, journal: journal)
         }
     }
 }

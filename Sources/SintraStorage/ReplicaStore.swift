@@ -73,12 +73,30 @@ public final class ReplicaStore: @unchecked Sendable {
         }
     }
 
+    /// One journal entry of the protocol instance (stage 2, docs/DURABILITY.md): the round it concerns and
+    /// its encoding, which the store does not interpret.
+    public struct JournalRecord: Sendable, Equatable {
+        public let round: UInt64
+        public let entry: [UInt8]
+
+        public init(round: UInt64, entry: [UInt8]) {
+            self.round = round
+            self.entry = entry
+        }
+    }
+
     /// What a restarting replica needs: the latest snapshot, every logged round after it (and the rounds
     /// kept before it for deduplication), in increasing order, and the send horizon.
     public struct Recovery: Sendable, Equatable {
         public let snapshot: Snapshot?
         public let log: [LogEntry]
         public let sendHorizon: UInt64
+        /// The protocol journal in the order it was written (empty if it could not be trusted, see
+        /// `ReplicaStore.journalTrusted`).
+        public var journal: [JournalRecord] = []
+        /// Rounds up to this one are silent after the restart (0: none): set when a journal could not be
+        /// trusted (the send horizon then), or when a checkpoint was installed.
+        public var silentThrough: UInt64 = 0
         /// The latest stable checkpoint certificate saved, if any.
         public var certificate: Certificate? = nil
         /// The store was re-created by `--reseed` and has not installed a checkpoint from peers yet: the
@@ -91,7 +109,7 @@ public final class ReplicaStore: @unchecked Sendable {
 
     /// The schema version this build writes. Migrations are registered in `migrator`; a file migrated by
     /// a newer build is refused (`newerSchema`), never downgraded.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     public let path: String
     public let owner: Owner
@@ -101,6 +119,19 @@ public final class ReplicaStore: @unchecked Sendable {
     public private(set) var lastRound: UInt64
     /// See `Recovery.reseeding`.
     public private(set) var reseeding: Bool
+    /// The replica's 32-byte secret seed for its protocol randomness (`ProtocolRandom.keyed`), made once
+    /// when the store was created: a replaying replica must draw the nonces it drew before.
+    public let randomSeed: [UInt8]
+    /// Whether the journal found at open could be trusted to be complete: it was written in this boot of
+    /// the machine (a process crash loses no written page), or with every commit fsynced. After a reboot
+    /// (power loss) the journal's last commits, made without fsync, may be missing: it is dropped and the
+    /// replica stays silent up to its send horizon instead (stage 1), which is always fsynced.
+    public private(set) var journalTrusted = true
+    /// This boot's identity (Linux: /proc/sys/kernel/random/boot_id); nil where unknown, and then every
+    /// journal commit is fsynced.
+    private let boot: String?
+    /// The `synchronous` setting of the connection now (journal-only commits skip the fsync).
+    private var synchronousFull = true
 
     /// Opens (creating if absent) the database at `path` for `owner`.
     ///
@@ -167,6 +198,38 @@ public final class ReplicaStore: @unchecked Sendable {
         sendHorizon = horizon
         lastRound = last
         self.reseeding = reseeding
+        let boot = ReplicaStore.currentBoot()
+        self.boot = boot
+        (randomSeed, journalTrusted) = try queue.write { db throws -> ([UInt8], Bool) in
+            var seed = (try Data.fetchOne(db, sql: "SELECT seed FROM progress WHERE id = 1")).map(Array.init) ?? []
+            if seed.isEmpty {
+                var generator = SystemRandomNumberGenerator()
+                seed = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+                try db.execute(sql: "UPDATE progress SET seed = ? WHERE id = 1", arguments: [Data(seed)])
+            } else if seed.count != 32 {
+                throw StoreError.corrupted(path: path, detail: "the random seed is \(seed.count) bytes")
+            }
+            // "" : the last run fsynced every commit (boot unknown), so its journal is complete.
+            let written = try String.fetchOne(db, sql: "SELECT boot FROM progress WHERE id = 1") ?? ""
+            let entries = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
+            let trusted = entries == 0 || written.isEmpty || written == boot
+            if !trusted {
+                try db.execute(
+                    sql: "UPDATE progress SET silentThrough = MAX(silentThrough, sendHorizon) WHERE id = 1")
+                try db.execute(sql: "DELETE FROM journal")
+            }
+            try db.execute(sql: "UPDATE progress SET boot = ? WHERE id = 1", arguments: [boot ?? ""])
+            return (seed, trusted)
+        }
+    }
+
+    /// The identity of this boot of the machine, or nil where there is none to read.
+    static func currentBoot() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8) else {
+            return nil
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty ? nil : trimmed
     }
 
     /// Closes the database (the WAL is checkpointed into the main file).
@@ -176,12 +239,20 @@ public final class ReplicaStore: @unchecked Sendable {
 
     // MARK: Writing
 
-    /// Appends delivered rounds and raises the send horizon to at least `sendHorizon`, in one transaction
-    /// that is on disk when this returns (group commit: a call may carry several rounds).
+    /// Appends delivered rounds, raises the send horizon to at least `sendHorizon`, appends `journal` and
+    /// deletes the journal entries of rounds below `journalKeptFrom`, in one transaction (group commit: a
+    /// call may carry several rounds).
+    ///
+    /// A transaction with delivered rounds or a higher horizon is on disk when this returns (fsynced): a
+    /// reply may follow it. One that only adds journal entries is written without fsync where the boot is
+    /// known (`journalTrusted` says why that is enough), so that journaling every protocol input costs a
+    /// write, not a disk flush.
     ///
     /// Rounds must continue the log without gaps or repeats: anything else is a bug in the caller and is
     /// refused (`outOfOrder`) before anything is written.
-    public func commit(_ entries: [LogEntry], sendHorizon: UInt64) throws(StoreError) {
+    public func commit(
+        _ entries: [LogEntry], sendHorizon: UInt64, journal: [JournalRecord] = [], journalKeptFrom: UInt64 = 0
+    ) throws(StoreError) {
         var expected = lastRound + 1
         for entry in entries {
             guard entry.round == expected else {
@@ -190,9 +261,44 @@ public final class ReplicaStore: @unchecked Sendable {
             expected += 1
         }
         let horizon = max(self.sendHorizon, sendHorizon)
-        guard !entries.isEmpty || horizon > self.sendHorizon else { return }
+        guard !entries.isEmpty || horizon > self.sendHorizon || !journal.isEmpty else { return }
+        let full = !entries.isEmpty || horizon > self.sendHorizon || boot == nil
         do {
-            try queue.write { db in
+            try queue.writeWithoutTransaction { db in
+                if full != synchronousFull {
+                    try db.execute(sql: full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                    synchronousFull = full
+                }
+                try db.inTransaction {
+                    try write(db, entries: entries, horizon: horizon, journal: journal, journalKeptFrom: journalKeptFrom)
+                    return .commit
+                }
+            }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "committing")
+        }
+        lastRound = expected - 1
+        self.sendHorizon = horizon
+    }
+
+    private func write(
+        _ db: Database, entries: [LogEntry], horizon: UInt64, journal: [JournalRecord], journalKeptFrom: UInt64
+    ) throws {
+                if !journal.isEmpty {
+                    var seq = UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM journal") ?? 0)
+                    let insert = try db.cachedStatement(
+                        sql: "INSERT INTO journal (seq, round, entry, checksum) VALUES (?, ?, ?, ?)")
+                    for record in journal {
+                        seq += 1
+                        try insert.execute(arguments: [
+                            Int64(seq), Int64(record.round), Data(record.entry),
+                            Data(ReplicaStore.journalChecksum(seq: seq, record)),
+                        ])
+                    }
+                }
+                if journalKeptFrom > 0, !entries.isEmpty {
+                    try db.execute(sql: "DELETE FROM journal WHERE round < ?", arguments: [Int64(journalKeptFrom)])
+                }
                 for entry in entries {
                     try db.execute(
                         sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
@@ -204,12 +310,27 @@ public final class ReplicaStore: @unchecked Sendable {
                 if horizon > self.sendHorizon {
                     try db.execute(sql: "UPDATE progress SET sendHorizon = ? WHERE id = 1", arguments: [Int64(horizon)])
                 }
+    }
+
+    /// The checksum of a journal row: its position, round and entry, so a row moved or renumbered fails.
+    static func journalChecksum(seq: UInt64, _ record: JournalRecord) -> [UInt8] {
+        checksum(kind: "journal/\(record.round)", round: seq, record.entry)
+    }
+
+    /// Drops the journal and makes rounds up to `silentThrough` silent after a restart: the node replaced
+    /// its protocol instance (a checkpoint installed, a reseeded replica rejoining), and the old instance's
+    /// journal does not describe the new one.
+    public func resetJournal(silentThrough: UInt64) throws(StoreError) {
+        do {
+            try queue.write { db in
+                try db.execute(sql: "DELETE FROM journal")
+                try db.execute(
+                    sql: "UPDATE progress SET silentThrough = MAX(silentThrough, ?) WHERE id = 1",
+                    arguments: [Int64(silentThrough)])
             }
         } catch {
-            throw ReplicaStore.classify(error, path: path, while: "committing")
+            throw ReplicaStore.classify(error, path: path, while: "resetting the journal")
         }
-        lastRound = expected - 1
-        self.sendHorizon = horizon
     }
 
     /// Replaces the snapshot with `snapshot` and deletes the log rounds at or below
@@ -266,7 +387,10 @@ public final class ReplicaStore: @unchecked Sendable {
                 try db.execute(sql: "DELETE FROM delivered")
                 try ReplicaStore.replaceCertificate(db, certificate)
                 try db.execute(
-                    sql: "UPDATE progress SET sendHorizon = ?, reseeding = 0 WHERE id = 1", arguments: [Int64(horizon)])
+                    sql: "UPDATE progress SET sendHorizon = ?, reseeding = 0, silentThrough = MAX(silentThrough, ?) WHERE id = 1",
+                    arguments: [Int64(horizon), Int64(horizon)])
+                // The instance after the checkpoint is a new one, silent up to the horizon.
+                try db.execute(sql: "DELETE FROM journal")
             }
         } catch {
             throw ReplicaStore.classify(error, path: path, while: "installing a checkpoint")
@@ -341,12 +465,38 @@ public final class ReplicaStore: @unchecked Sendable {
                 }
                 let horizon = try UInt64.fetchOne(db, sql: "SELECT sendHorizon FROM progress WHERE id = 1") ?? 0
                 let reseeding = try Bool.fetchOne(db, sql: "SELECT reseeding FROM progress WHERE id = 1") ?? false
+                let silentThrough = try UInt64.fetchOne(db, sql: "SELECT silentThrough FROM progress WHERE id = 1") ?? 0
+                var journal = [JournalRecord]()
+                let entries = try Row.fetchCursor(db, sql: "SELECT seq, round, entry, checksum FROM journal ORDER BY seq")
+                while let row = try entries.next() { journal.append(try ReplicaStore.journalRecord(row, path: path)) }
                 return Recovery(
-                    snapshot: snapshot, log: log, sendHorizon: horizon, certificate: certificate, reseeding: reseeding)
+                    snapshot: snapshot, log: log, sendHorizon: horizon, journal: journal, silentThrough: silentThrough,
+                    certificate: certificate, reseeding: reseeding)
             }
         } catch {
             throw ReplicaStore.classify(error, path: path, while: "recovering")
         }
+    }
+
+    /// A journal row, its checksum verified.
+    private static func journalRecord(_ row: Row, path: String) throws -> JournalRecord {
+        let seq: Int64? = row["seq"]
+        let round: Int64? = row["round"]
+        let entry: Data? = row["entry"]
+        let stored: Data? = row["checksum"]
+        guard let seq, seq > 0, let round, round >= 0, let entry, let stored else {
+            throw StoreError.corrupted(path: path, detail: "a journal row has no valid position, round or entry")
+        }
+        let record = JournalRecord(round: UInt64(round), entry: Array(entry))
+        guard Array(stored) == journalChecksum(seq: UInt64(seq), record) else {
+            throw StoreError.corrupted(path: path, detail: "checksum mismatch in journal entry \(seq)")
+        }
+        return record
+    }
+
+    /// Journal entries held (bounded by the rounds a protocol instance keeps).
+    public var journalCount: Int {
+        (try? queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0 }) ?? 0
     }
 
     /// Sizes for logs and benchmarks: rows in the log, bytes of the snapshot.
@@ -407,6 +557,25 @@ public final class ReplicaStore: @unchecked Sendable {
                     UPDATE header SET schemaVersion = 2;
                     """)
         }
+        // Stage 2 (docs/DURABILITY.md): the protocol journal, the seed of the replica's protocol randomness,
+        // the boot the journal was written in, and the rounds to stay silent in after a restart.
+        migrator.registerMigration("v3") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE journal (
+                        seq INTEGER PRIMARY KEY,
+                        round INTEGER NOT NULL,
+                        entry BLOB NOT NULL,
+                        checksum BLOB NOT NULL
+                    );
+                    CREATE INDEX journal_round ON journal (round);
+                    ALTER TABLE progress ADD COLUMN seed BLOB;
+                    ALTER TABLE progress ADD COLUMN boot TEXT;
+                    ALTER TABLE progress ADD COLUMN silentThrough INTEGER NOT NULL DEFAULT 0;
+                    UPDATE progress SET silentThrough = sendHorizon;
+                    UPDATE header SET schemaVersion = 3;
+                    """)
+        }
         return migrator
     }
 
@@ -434,6 +603,8 @@ public final class ReplicaStore: @unchecked Sendable {
                 _ = try verified(row, kind: table, round: try round(row, path: path), column: column, path: path)
             }
         }
+        let journal = try Row.fetchCursor(db, sql: "SELECT seq, round, entry, checksum FROM journal")
+        while let row = try journal.next() { _ = try journalRecord(row, path: path) }
         let snapshots = try Row.fetchCursor(db, sql: "SELECT round, state, checksum, format FROM snapshot")
         while let row = try snapshots.next() {
             let format: Int = row["format"] ?? 1
