@@ -139,6 +139,11 @@ public final class ReplicaStore: @unchecked Sendable {
     /// truncated or corrupted file, a file of another replica, or one from a newer build is a typed
     /// `StoreError` at start instead of a crash or silent divergence later.
     public static func open(path: String, owner: Owner) throws(StoreError) -> ReplicaStore {
+        try open(path: path, owner: owner, boot: currentBoot())
+    }
+
+    /// `open` with the boot identity given (tests of a reboot).
+    static func open(path: String, owner: Owner, boot: String?) throws(StoreError) -> ReplicaStore {
         let existed = FileManager.default.fileExists(atPath: path)
         var configuration = Configuration()
         configuration.journalMode = .wal
@@ -155,7 +160,7 @@ public final class ReplicaStore: @unchecked Sendable {
             throw classify(error, path: path, while: "opening")
         }
         do {
-            let store = try ReplicaStore(path: path, owner: owner, queue: queue, existed: existed)
+            let store = try ReplicaStore(path: path, owner: owner, queue: queue, existed: existed, boot: boot)
             return store
         } catch let error as StoreError {
             try? queue.close()
@@ -166,7 +171,7 @@ public final class ReplicaStore: @unchecked Sendable {
         }
     }
 
-    private init(path: String, owner: Owner, queue: DatabaseQueue, existed: Bool) throws {
+    private init(path: String, owner: Owner, queue: DatabaseQueue, existed: Bool, boot: String?) throws {
         self.path = path
         self.owner = owner
         self.queue = queue
@@ -198,7 +203,6 @@ public final class ReplicaStore: @unchecked Sendable {
         sendHorizon = horizon
         lastRound = last
         self.reseeding = reseeding
-        let boot = ReplicaStore.currentBoot()
         self.boot = boot
         (randomSeed, journalTrusted) = try queue.write { db throws -> ([UInt8], Bool) in
             var seed = (try Data.fetchOne(db, sql: "SELECT seed FROM progress WHERE id = 1")).map(Array.init) ?? []

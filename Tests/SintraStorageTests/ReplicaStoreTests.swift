@@ -314,3 +314,106 @@ import Testing
         }
     }
 }
+
+/// Schema v3: the protocol journal (durability stage 2), the randomness seed, and what a reboot does.
+@Suite struct ReplicaStoreJournalTests {
+    typealias Folder = ReplicaStoreTests.Folder
+    static let owner = ReplicaStoreTests.owner
+
+    static func record(_ round: UInt64, _ tag: UInt8) -> ReplicaStore.JournalRecord {
+        ReplicaStore.JournalRecord(round: round, entry: [tag, UInt8(truncatingIfNeeded: round), 1, 2, 3])
+    }
+
+    /// Entries come back in the order written; a commit with delivered rounds deletes the entries of rounds
+    /// below `journalKeptFrom`; the seed is made once and kept.
+    @Test func theJournalKeepsItsOrderAndIsPrunedWithDeliveries() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        let seed = store.randomSeed
+        #expect(seed.count == 32 && Set(seed).count > 4)
+        try store.commit([], sendHorizon: 0, journal: [Self.record(2, 1), Self.record(1, 2), Self.record(3, 3)])
+        try store.commit([], sendHorizon: 0, journal: [Self.record(2, 4)])
+        #expect(try store.recover().journal == [Self.record(2, 1), Self.record(1, 2), Self.record(3, 3), Self.record(2, 4)])
+        // Without a delivered round nothing is pruned; with one, rounds below 2 go.
+        try store.commit([], sendHorizon: 0, journal: [], journalKeptFrom: 2)
+        #expect(store.journalCount == 4)
+        try store.commit([ReplicaStoreTests.entry(1)], sendHorizon: 1, journal: [Self.record(4, 5)], journalKeptFrom: 2)
+        store.close()
+        let reopened = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        #expect(reopened.journalTrusted)
+        #expect(reopened.randomSeed == seed)
+        let recovery = try reopened.recover()
+        #expect(recovery.journal == [Self.record(2, 1), Self.record(3, 3), Self.record(2, 4), Self.record(4, 5)])
+        #expect(recovery.silentThrough == 0)
+        reopened.close()
+    }
+
+    /// Journal-only commits are not fsynced, so after a reboot (another boot identity) the journal may miss
+    /// its last commits: it is dropped, and the replica stays silent up to its send horizon (fsynced with
+    /// every commit that raised it) instead, in this life and the next.
+    @Test func aJournalFromBeforeARebootIsDroppedForSilence() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        try store.commit([ReplicaStoreTests.entry(1)], sendHorizon: 3, journal: [Self.record(2, 1)])
+        try store.commit([], sendHorizon: 0, journal: [Self.record(3, 2)])
+        store.close()
+        let rebooted = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-b")
+        #expect(!rebooted.journalTrusted)
+        var recovery = try rebooted.recover()
+        #expect(recovery.journal.isEmpty && recovery.silentThrough == 3)
+        // New entries of this boot are trusted at the next restart in it, and the silence stays.
+        try rebooted.commit([], sendHorizon: 0, journal: [Self.record(4, 3)])
+        rebooted.close()
+        let again = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-b")
+        #expect(again.journalTrusted)
+        recovery = try again.recover()
+        #expect(recovery.journal == [Self.record(4, 3)] && recovery.silentThrough == 3)
+        // Where the boot is unknown every commit is fsynced, so that journal is always trusted.
+        try again.resetJournal(silentThrough: 0)
+        again.close()
+        let unknown = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: nil)
+        try unknown.commit([], sendHorizon: 0, journal: [Self.record(5, 4)])
+        unknown.close()
+        let later = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-c")
+        let laterJournal = try later.recover().journal
+        #expect(later.journalTrusted && laterJournal == [Self.record(5, 4)])
+        later.close()
+    }
+
+    /// A flipped bit in a journal entry, or an entry moved to another round, is found at open.
+    @Test func aDamagedJournalEntryIsFoundAtOpen() throws {
+        for damage in ["UPDATE journal SET entry = X'00' WHERE seq = 2", "UPDATE journal SET round = 9 WHERE seq = 1"] {
+            let folder = try Folder()
+            let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+            try store.commit([], sendHorizon: 0, journal: [Self.record(2, 1), Self.record(2, 2)])
+            store.close()
+            let queue = try DatabaseQueue(path: folder.path())
+            try queue.write { db in try db.execute(sql: damage) }
+            try queue.close()
+            ReplicaStoreTests.expectError({
+                if case .corrupted(_, let detail) = $0 { return detail.contains("journal entry") }
+                return false
+            }) { () throws(StoreError) in
+                _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+            }
+        }
+    }
+
+    /// A file from before the journal (schema v2) may have sent messages it has no journal of: migrated, it
+    /// stays silent up to its send horizon once.
+    @Test func aVersion2FileIsSilentUpToItsHorizon() throws {
+        let folder = try Folder()
+        let queue = try DatabaseQueue(path: folder.path())
+        try ReplicaStore.migrator.migrate(queue, upTo: "v2")
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO header (id, cluster, member, schemaVersion) VALUES (1, ?, ?, 2)",
+                arguments: [Data(Self.owner.clusterIdentifier), Self.owner.member])
+            try db.execute(sql: "UPDATE progress SET sendHorizon = 7 WHERE id = 1")
+        }
+        try queue.close()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        #expect(try store.recover().silentThrough == 7)
+        store.close()
+    }
+}
