@@ -18,7 +18,9 @@ import SintraReplica
 /// All state is confined to one event loop; replies are handled on it without hopping to another thread, and
 /// the writes of one loop tick are flushed once per connection.
 ///
-/// A slot's request that has no accepted result after `timeoutSeconds` fails with `SintraClient.Failure.timeout`.
+/// A slot's request that has no accepted result after `timeoutSeconds` fails with `SintraClient.Failure.timeout`;
+/// one the replicas refused (t + 1 for one reason, or too many for a result to come: `ReplyCollector`) fails
+/// with `SintraClient.Failure.refused` as soon as they said so.
 /// A connection that drops is redialed by the periodic sweep; requests already sent keep waiting for the other
 /// replicas' replies.
 public final class ClientMultiplexer: @unchecked Sendable {
@@ -125,7 +127,8 @@ public final class ClientMultiplexer: @unchecked Sendable {
         let request = slots[slot].key.request(
             clusterIdentifier: clusterIdentifier, sequence: slots[slot].sequence, operation: operation)
         let promise = eventLoop.makePromise(of: [UInt8].self)
-        slots[slot].collector = ReplyCollector(faulty: faulty, sequence: slots[slot].sequence)
+        slots[slot].collector = ReplyCollector(
+            faulty: faulty, sequence: slots[slot].sequence, replicas: endpoints.count)
         slots[slot].promise = promise
         slots[slot].startedNanoseconds = NIODeadline.now().uptimeNanoseconds
         let encoded = ClientRecord.request(request).encoded
@@ -170,12 +173,24 @@ public final class ClientMultiplexer: @unchecked Sendable {
     }
 
     fileprivate func received(_ bytes: [UInt8], from member: Int) {
-        guard case .reply(let reply)? = try? ReplicaRecord(encoded: bytes), let index = slotByClient[reply.client],
-            var collector = slots[index].collector
-        else { return }
-        let accepted = collector.add(reply, from: member)
-        slots[index].collector = collector
-        if let accepted { finish(index, .success(accepted)) }
+        switch try? ReplicaRecord(encoded: bytes) {
+        case .reply(let reply)?:
+            guard let index = slotByClient[reply.client], var collector = slots[index].collector else { return }
+            let accepted = collector.add(reply, from: member)
+            slots[index].collector = collector
+            if let accepted { finish(index, .success(accepted)) }
+        case .refusal(let refusal)?:
+            guard let index = slotByClient[refusal.client], var collector = slots[index].collector else { return }
+            let verdict = collector.add(refusal, from: member)
+            slots[index].collector = collector
+            switch verdict {
+            case .accepted(let result)?: finish(index, .success(result))
+            case .refused(let reason)?: finish(index, .failure(SintraClient.Failure.refused(reason)))
+            case nil: break
+            }
+        default:
+            return
+        }
     }
 
     fileprivate func disconnected(_ member: Int, channel: Channel) {

@@ -10,6 +10,11 @@ import SintraReplica
 /// A client of a SintraKV cluster: sends each request to every replica and accepts a result once t + 1
 /// replicas sent the same one (`ReplyCollector`: at least one of them is honest).
 ///
+/// Replicas that refuse a request say why (`ReplicaRecord.refusal`); the client gives up with
+/// `Failure.refused(reason)` once t + 1 replicas refused for the same reason, or once so many refused that
+/// t + 1 matching replies cannot come any more (`ReplyCollector` has the counting). One Byzantine
+/// replica's false refusal, or t of them, leave it waiting for the others.
+///
 /// Requests are closed-loop: one at a time per client (a later request executed first would make an
 /// earlier one stale at the replicas), so `execute` throws `.busy` if called while another is waiting.
 public actor SintraClient {
@@ -36,6 +41,11 @@ public actor SintraClient {
         case busy
         /// The result did not decode.
         case malformedResult(String)
+        /// The replicas refused the request (t + 1 for this reason, or too many for a result to come). A
+        /// retryable reason (`RefusalReason.isRetryable`: queue full, unavailable) means the request may still
+        /// be executed, as after a timeout; a final one that it will not be. Also thrown as `.tooLarge`
+        /// before sending a request longer than any replica reads (`ClientPorts.recordBytesMax`).
+        case refused(RefusalReason)
 
         public var description: String {
             switch self {
@@ -44,6 +54,34 @@ public actor SintraClient {
                     + "(is a quorum of replicas running and reachable?)"
             case .busy: "another request of this client is in flight"
             case .malformedResult(let reason): "malformed result: \(reason)"
+            case .refused(let reason): "refused by the replicas (\(reason.label)): " + Self.explain(reason)
+            }
+        }
+
+        /// Whether trying again later may succeed: a timeout, or a retryable refusal.
+        public var isRetryable: Bool {
+            switch self {
+            case .timeout, .busy: true
+            case .malformedResult: false
+            case .refused(let reason): reason.isRetryable
+            }
+        }
+
+        /// What a refusal means for the user.
+        public static func explain(_ reason: RefusalReason) -> String {
+            switch reason {
+            case .queueFull:
+                "the replicas are overloaded (their queues are full); retry later (the request may still be executed)"
+            case .unavailable:
+                "the replicas are shutting down or stopped; retry later (the request may still be executed)"
+            case .tooLarge: "the request is larger than the replicas accept; it was not executed"
+            case .invalidSignature:
+                "its signature does not verify for this cluster (is cluster.json the cluster's?); it was not executed"
+            case .invalidPublicKey: "the client's public key is invalid; it was not executed"
+            case .malformed: "the request does not decode at the replicas (another version?); it was not executed"
+            case .stale:
+                "this client's key already executed a later request (sequence numbers went back: a key file "
+                    + "used from two places, or the clock moved back?); it was not executed"
             }
         }
     }
@@ -102,17 +140,23 @@ public actor SintraClient {
         }
     }
 
+    /// The sequence number of the last request sent (before the first: the start value, the wall clock in
+    /// microseconds).
+    public var lastSequence: UInt64 { sequence }
+
     /// Runs one application operation and returns the result t + 1 replicas agree on.
     public func execute(operation: [UInt8]) async throws -> [UInt8] {
         guard waiting == nil else { throw Failure.busy }
         sequence += 1
         let request = key.request(clusterIdentifier: clusterIdentifier, sequence: sequence, operation: operation)
+        let record = ClientRecord.request(request).encoded
+        // A replica closes the connection on a longer record without reading it: nobody would answer.
+        guard record.count <= ClientPorts.recordBytesMax else { throw Failure.refused(.tooLarge) }
         await connectMissing()
         let current = sequence
         return try await withCheckedThrowingContinuation { continuation in
-            waiting = (ReplyCollector(faulty: faulty, sequence: current), continuation)
+            waiting = (ReplyCollector(faulty: faulty, sequence: current, replicas: endpoints.count), continuation)
             for channel in channels.values {
-                let record = ClientRecord.request(request).encoded
                 channel.writeAndFlush(ClientRecordDecoder.record(record, allocator: channel.allocator), promise: nil)
             }
             Task { [timeoutSeconds] in
@@ -137,14 +181,24 @@ public actor SintraClient {
     }
 
     fileprivate func received(_ bytes: [UInt8], from member: Int) {
-        guard case .reply(let reply)? = try? ReplicaRecord(encoded: bytes), reply.client == client,
-            var current = waiting
-        else { return }
-        let accepted = current.collector.add(reply, from: member)
-        if let accepted {
+        guard var current = waiting else { return }
+        let verdict: ReplyCollector.Verdict?
+        switch try? ReplicaRecord(encoded: bytes) {
+        case .reply(let reply)? where reply.client == client:
+            verdict = current.collector.add(reply, from: member).map { .accepted($0) }
+        case .refusal(let refusal)? where refusal.client == client:
+            verdict = current.collector.add(refusal, from: member)
+        default:
+            return
+        }
+        switch verdict {
+        case .accepted(let result)?:
             waiting = nil
-            current.continuation.resume(returning: accepted)
-        } else {
+            current.continuation.resume(returning: result)
+        case .refused(let reason)?:
+            waiting = nil
+            current.continuation.resume(throwing: Failure.refused(reason))
+        case nil:
             waiting = current
         }
     }

@@ -77,15 +77,22 @@ public enum ClientRecord: Sendable, Equatable {
 }
 
 /// A record a replica sends to a client: one tag byte, then the body.
+///
+/// Tags 1 and 2 are the original format; tag 3 (refusal) was added later. A client that does not know a tag
+/// drops the record (`SintraClient` and `ClientMultiplexer` ignore records that do not decode), so a replica
+/// that sends refusals stays compatible with older clients: they time out as before.
 public enum ReplicaRecord: Sendable, Equatable {
     /// The reply to a request (tag 1).
     case reply(ClientReply)
     /// The answer to a status query (tag 2).
     case status(ReplicaStatus)
+    /// A request this replica refused (tag 3): no reply to it will come from this replica.
+    case refusal(ClientRefusal)
 
     public var encoded: [UInt8] {
         switch self {
         case .reply(let reply): return [1] + reply.encoded
+        case .refusal(let refusal): return [3] + refusal.encoded
         case .status(let status):
             var writer = ByteWriter(capacity: 64)
             writer.write(UInt8(2))
@@ -113,7 +120,116 @@ public enum ReplicaRecord: Sendable, Equatable {
             self = .status(
                 ReplicaStatus(
                     member: member, round: round, executedCount: executed, batchCount: batches, stateDigest: digest))
+        case 3: self = .refusal(try ClientRefusal(encoded: bytes.dropFirst()))
         default: throw DecodingError(.invalidValue("unknown replica record tag"), in: "replica record")
         }
+    }
+}
+
+/// Why a replica refused a client request: one byte on the wire (`ClientRefusal`).
+///
+/// Retryable reasons (`queueFull`, `unavailable`) describe the replica, not the request: the same request
+/// may be taken later, or by other replicas, so its outcome is unknown. Final reasons describe the request,
+/// and every honest replica decides them alike: the signature and key checks and the size bound are
+/// deterministic functions of the bytes, and `stale` means this replica executed a later request of the
+/// client, which every honest replica executes in the same order, so the refused one is never executed.
+public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
+    /// The replica's admission or atomic broadcast queue is full: it is overloaded. Retryable.
+    case queueFull = 1
+    /// The request is larger than a replica queues (`AtomicBroadcast.Limits.submittableBytesMax`). Final.
+    case tooLarge = 2
+    /// The signature does not verify for this cluster, key and fields. Final.
+    case invalidSignature = 3
+    /// The public key is not the canonical encoding of a point of prime order. Final.
+    case invalidPublicKey = 4
+    /// The record is no canonical `ClientRequest` encoding. Final.
+    case malformed = 5
+    /// The replica is shutting down, or stopped (its store failed, or its state diverged). Retryable.
+    case unavailable = 6
+    /// The replica executed a later request of this client: this one will never be executed. Final.
+    case stale = 7
+
+    /// The reason for a request that failed its authentication.
+    public init(_ error: ClientRequestError) {
+        switch error {
+        case .malformed: self = .malformed
+        case .invalidPublicKey: self = .invalidPublicKey
+        case .invalidSignature: self = .invalidSignature
+        }
+    }
+
+    /// Whether the refusal says something about the replica (try again later; the request may still be
+    /// executed) rather than about the request (it will not be executed).
+    public var isRetryable: Bool { self == .queueFull || self == .unavailable }
+
+    /// A short label for logs, metrics and JSON.
+    public var label: String {
+        switch self {
+        case .queueFull: "queue-full"
+        case .tooLarge: "too-large"
+        case .invalidSignature: "invalid-signature"
+        case .invalidPublicKey: "invalid-public-key"
+        case .malformed: "malformed"
+        case .unavailable: "unavailable"
+        case .stale: "stale"
+        }
+    }
+
+    public var description: String { label }
+}
+
+/// A replica's refusal of one request (`ReplicaRecord.refusal`): the client, the sequence number, the reason.
+///
+/// Encoding: client (16 bytes), sequence (8 bytes, big-endian), reason (1 byte); 25 bytes. A refusal is not
+/// signed: it travels on the TLS connection the refused request came on (the client authenticated the
+/// replica by its pinned key), and only on that one, never to a connection found by client identifier, so
+/// a forged request cannot make a replica send refusals to another client's connection. A Byzantine replica
+/// can still refuse falsely; a client gives up only on refusals from t + 1 replicas (`ReplyCollector`).
+public struct ClientRefusal: Sendable, Hashable {
+    public let client: [UInt8]
+    public let sequence: UInt64
+    public let reason: RefusalReason
+
+    public init(client: [UInt8], sequence: UInt64, reason: RefusalReason) {
+        precondition(client.count == 16, "client identifiers are 16 bytes")
+        self.client = client
+        self.sequence = sequence
+        self.reason = reason
+    }
+
+    /// The refusal of a request record whose body does not decode as a `ClientRequest`, if the body holds at
+    /// least a public key and a sequence number (the client's identifier derives from the key bytes, valid or
+    /// not): `.tooLarge` if its operation's length is over `ClientRequest.operationBytesMax`, else `.malformed`.
+    /// Nil for shorter bodies: there is no client to address.
+    public init?(undecodableRequest body: some Collection<UInt8>) {
+        var reader = ByteReader(body.prefix(ClientRequest.publicKeyBytes + 12), context: "refused request")
+        guard let publicKey = try? reader.readFixed(ClientRequest.publicKeyBytes),
+            let sequence = try? reader.readUInt64()
+        else { return nil }
+        let length = (try? reader.readUInt32()).map(Int.init) ?? 0
+        self.init(
+            client: ClientRequest.clientIdentifier(of: publicKey), sequence: sequence,
+            reason: length > ClientRequest.operationBytesMax ? .tooLarge : .malformed)
+    }
+
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 25)
+        writer.writeFixed(client)
+        writer.write(sequence)
+        writer.write(reason.rawValue)
+        return writer.bytes
+    }
+
+    /// Decodes a refusal; throws on an unknown reason or anything but the canonical 25 bytes.
+    public init(encoded bytes: some Sequence<UInt8>) throws(DecodingError) {
+        var reader = ByteReader(bytes, context: "client refusal")
+        let client = try reader.readFixed(16)
+        let sequence = try reader.readUInt64()
+        let code = try reader.readUInt8()
+        try reader.finish()
+        guard let reason = RefusalReason(rawValue: code) else {
+            throw DecodingError(.invalidValue("unknown refusal reason \(code)"), in: "client refusal")
+        }
+        self.init(client: client, sequence: sequence, reason: reason)
     }
 }

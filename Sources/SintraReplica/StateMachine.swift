@@ -116,10 +116,7 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
 
     /// Applies one delivered request (in delivery order).
     public mutating func execute(_ request: ClientRequest) -> Outcome {
-        if let last = lastByClient[request.client], request.sequence <= last.sequence {
-            guard request.sequence == last.sequence else { return .stale }
-            return .duplicate(ClientReply(client: request.client, sequence: request.sequence, result: last.reply))
-        }
+        if let repeated = repeatedOutcome(of: request) { return repeated }
         let result = machine.apply(request.operation)
         lastByClient[request.client] = (request.sequence, result, executedCount)
         recency.append((request.client, executedCount))
@@ -131,6 +128,19 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
             compactRecency()
         }
         return .executed(ClientReply(client: request.client, sequence: request.sequence, result: result))
+    }
+
+    /// What `execute` returns for `request` without executing anything, if its client already executed a
+    /// request at or after its sequence number: `.duplicate` with the cached reply for the client's last
+    /// sequence, `.stale` for an older one; nil if `execute` would run it.
+    ///
+    /// A replica answers a request that reaches it after it executed it (a retry, a slow connection) with
+    /// this: `execute` itself decides repeats here, so the answer is exactly the one it would give were the
+    /// request ordered again, and every honest replica that executed the same requests gives the same one.
+    public func repeatedOutcome(of request: ClientRequest) -> Outcome? {
+        guard let last = lastByClient[request.client], request.sequence <= last.sequence else { return nil }
+        guard request.sequence == last.sequence else { return .stale }
+        return .duplicate(ClientReply(client: request.client, sequence: request.sequence, result: last.reply))
     }
 
     /// Evicts the client whose latest request is the oldest. A request of an evicted client that is
@@ -225,23 +235,59 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
 }
 
 /// The client side: a result is accepted once t + 1 replicas sent the same one (at least one of them is
-/// honest, and honest replicas execute the same requests in the same order).
+/// honest, and honest replicas execute the same requests in the same order); a request is given up as
+/// refused once refusals make that impossible or certain enough.
+///
+/// The counting, with n replicas of which at most t are Byzantine (n ≥ 3t + 1), each replica's first answer
+/// counting (except that a reply replaces an earlier refusal: a replica that refused for a full queue may
+/// still execute the request when others ordered it):
+/// - accepted: t + 1 replies with the same result;
+/// - refused, rule 1: t + 1 refusals for the same reason. At least one comes from an honest replica, so t
+///   Byzantine replicas cannot make a client give up: a single false refusal (or t) leaves it waiting. For
+///   a final reason (`RefusalReason.isRetryable` false) the request will not be executed (the honest
+///   replica's verdict is the one every honest replica reaches); for a retryable one the outcome is unknown.
+/// - refused, rule 2 (needs `replicas`): when no result can reach t + 1 any more, that is when the most
+///   frequent result's count plus the replicas that have not answered is at most t. Without replies this
+///   is n − t refusals, at least n − 2t ≥ t + 1 of them honest, so again t Byzantine refusals never suffice.
+///   The reason given is the most frequent retryable one if any refusal is retryable (the outcome is not
+///   known then), otherwise the most frequent one (ties: the lowest reason code).
+/// Rule 2 gives up only if at least one refusal came; without any the client waits for its timeout.
 public struct ReplyCollector: Sendable {
-    public let faulty: Int
-    public let sequence: UInt64
-    private var replies: [Int: [UInt8]] = [:]
-
-    public init(faulty: Int, sequence: UInt64) {
-        self.faulty = faulty
-        self.sequence = sequence
+    /// What the answers so far decide.
+    public enum Verdict: Sendable, Equatable {
+        /// t + 1 replicas sent this result.
+        case accepted([UInt8])
+        /// The request is refused for this reason (rules above).
+        case refused(RefusalReason)
     }
 
-    /// Records replica `replica`'s reply (its first one counts); returns the accepted result once t + 1
-    /// replicas agree.
+    public let faulty: Int
+    public let sequence: UInt64
+    /// The replicas the client hears from (n), for rule 2; nil turns rule 2 off.
+    public let replicas: Int?
+    private var replies: [Int: [UInt8]] = [:]
+    private var refusals: [Int: RefusalReason] = [:]
+
+    public init(faulty: Int, sequence: UInt64, replicas: Int? = nil) {
+        self.faulty = faulty
+        self.sequence = sequence
+        self.replicas = replicas
+    }
+
+    /// Records replica `replica`'s reply (its first one counts, and replaces a refusal it sent before);
+    /// returns the accepted result once t + 1 replicas agree.
     public mutating func add(_ reply: ClientReply, from replica: Int) -> [UInt8]? {
         guard reply.sequence == sequence, replies[replica] == nil else { return accepted }
         replies[replica] = reply.result
+        refusals[replica] = nil
         return accepted
+    }
+
+    /// Records replica `replica`'s refusal (ignored if it answered before); returns the verdict, if any.
+    public mutating func add(_ refusal: ClientRefusal, from replica: Int) -> Verdict? {
+        guard refusal.sequence == sequence, replies[replica] == nil, refusals[replica] == nil else { return verdict }
+        refusals[replica] = refusal.reason
+        return verdict
     }
 
     public var accepted: [UInt8]? {
@@ -254,5 +300,28 @@ public struct ReplyCollector: Sendable {
         return nil
     }
 
+    /// The verdict of the answers so far: accepted, refused, or nil (keep waiting).
+    public var verdict: Verdict? {
+        if let accepted { return .accepted(accepted) }
+        guard !refusals.isEmpty else { return nil }
+        var counts: [RefusalReason: Int] = [:]
+        for reason in refusals.values { counts[reason, default: 0] += 1 }
+        // Retryable reasons first: if a retryable and a final reason both reach t + 1, the outcome is unknown.
+        let ordered = RefusalReason.allCases.sorted { ($0.isRetryable ? 0 : 1, $0.rawValue) < ($1.isRetryable ? 0 : 1, $1.rawValue) }
+        if let reason = ordered.first(where: { counts[$0, default: 0] >= faulty + 1 }) { return .refused(reason) }
+        guard let replicas else { return nil }
+        var resultCounts: [[UInt8]: Int] = [:]
+        for result in replies.values { resultCounts[result, default: 0] += 1 }
+        let unanswered = replicas - replies.count - refusals.count
+        guard (resultCounts.values.max() ?? 0) + max(0, unanswered) <= faulty else { return nil }
+        let retryable = ordered.filter { $0.isRetryable && counts[$0, default: 0] > 0 }
+        let candidates = retryable.isEmpty ? RefusalReason.allCases : retryable
+        let most = candidates.map { counts[$0, default: 0] }.max() ?? 0
+        return candidates.first { counts[$0, default: 0] == most }.map { .refused($0) }
+    }
+
+    /// Replicas that replied.
     public var replyCount: Int { replies.count }
+    /// Replicas that refused (and did not reply since).
+    public var refusalCount: Int { refusals.count }
 }

@@ -1,10 +1,24 @@
 import SintraCore
 import SintraReplica
 
+/// What became of a client request submitted to a replica (`ReplicaNode.submission(of:verified:)`): every
+/// outcome but `.queued` is answered to the client at once, so no request of a connection is left without
+/// an answer from this replica.
+public enum SubmissionOutcome: Sendable, Equatable {
+    /// In this replica's queue (`.accepted`), or known to it already (`.duplicate`: pending here, or
+    /// delivered recently): its reply follows its execution, routed by client (`ClientListener`).
+    case queued(AtomicBroadcast.Instance.SubmitResult)
+    /// Executed before it came (a retry, or a slow connection): the reply the executor gives for it again,
+    /// its client's cached reply (`RequestExecutor.repeatedOutcome`).
+    case answered(ClientReply)
+    /// Refused: nothing more comes for it from this replica.
+    case refused(RefusalReason)
+}
+
 /// A client request on its way into a replica's atomic broadcast queue (`ReplicaNode.submit`): decoded,
 /// digested once, with the caller's continuation, which is resumed exactly once with the outcome.
 struct Submission: Sendable {
-    typealias Outcome = Result<AtomicBroadcast.Instance.SubmitResult, ClientRequestError>
+    typealias Outcome = SubmissionOutcome
 
     let request: ClientRequest
     let bytes: [UInt8]

@@ -12,11 +12,17 @@ import SintraReplica
 /// length-prefixed `ClientRecord`s in (signed requests, status queries), `ReplicaRecord`s out.
 ///
 /// A request is submitted to the replica's atomic broadcast queue once its signature verified
-/// (`ReplicaNode.submit`); its reply goes back on the connection that last sent an authentic request of
-/// that client (so a forged request cannot divert another client's replies). A status query is answered
-/// at once with the node's `ReplicaStatus` (unauthenticated, read-only: `sintra status`). A connection
-/// that sends a record that does not decode, or has more than `requestsInFlightMax` requests and queries
-/// unanswered, is closed and counted.
+/// (`ReplicaNode.submission(of:verified:)`); its reply goes back on the connection that last sent an
+/// authentic request of that client (so a forged request cannot divert another client's replies). Every
+/// other outcome is answered at once on the connection the request came on, and only there: a refusal
+/// with its reason (`ReplicaRecord.refusal`: queue full, too large, invalid signature or key, malformed,
+/// unavailable, stale), or, for a request this replica executed before, the cached reply. So a client
+/// learns fast why a request will not be executed, and no request holds a slot of its connection for
+/// ever. A status query is answered at once with the node's `ReplicaStatus` (unauthenticated, read-only:
+/// `sintra status`). A connection that sends a record that does not decode, or has more than
+/// `requestsInFlightMax` requests and queries unanswered, is closed and counted; if the record was a
+/// request with at least a key and a sequence number, its refusal (`.malformed`, or `.tooLarge` for an
+/// operation over `ClientRequest.operationBytesMax`) is sent first.
 ///
 /// Before its TLS handshake completes a connection costs the replica a handshake (an X25519 and an
 /// Ed25519 signature) and a slot of `connectionsMax`; one source address may hold at most
@@ -54,9 +60,13 @@ public final class ClientListener: Sendable {
         public var handshakesRefused = 0
         public var handshakeTimeouts = 0
         public var requests = 0
-        /// Requests refused by the replica (bad signature) or its full queue: no reply will come.
+        /// Requests refused (a refusal record was sent), in all and by reason.
         public var refused = 0
+        public var refusedByReason: [RefusalReason: Int] = [:]
+        /// Replies routed to connections after execution.
         public var replies = 0
+        /// Requests that came after the replica executed them, answered with the cached reply.
+        public var cachedReplies = 0
         /// Status queries answered.
         public var statusQueries = 0
         /// Client connections open now.
@@ -173,7 +183,21 @@ public final class ClientListener: Sendable {
         case .statusQuery?:
             return answerStatusQuery(on: route)
         case nil:
-            state.withLockedValue { $0.statistics.malformedRecords += 1 }
+            let refusal = bytes.first == 1 ? ClientRefusal(undecodableRequest: bytes.dropFirst()) : nil
+            state.withLockedValue { state in
+                state.statistics.malformedRecords += 1
+                if let refusal {
+                    state.statistics.refused += 1
+                    state.statistics.refusedByReason[refusal.reason, default: 0] += 1
+                }
+            }
+            if let refusal {
+                // Written before the caller closes the connection (on the connection's loop, in order).
+                let channel = route.channel
+                channel.writeAndFlush(
+                    ClientRecordDecoder.record(ReplicaRecord.refusal(refusal).encoded, allocator: channel.allocator),
+                    promise: nil)
+            }
             return false
         }
         let accepted = state.withLockedValue { state -> Bool in
@@ -192,17 +216,31 @@ public final class ClientListener: Sendable {
         route.inFlight.withLockedValue { $0 += 1 }
         let node = self.node
         Task {
-            let result = await node.submit(request) { self.setRoute(of: request.client, to: route) }
-            switch result {
-            case .success(.accepted), .success(.duplicate):
+            let outcome = await node.submission(of: request) { self.setRoute(of: request.client, to: route) }
+            switch outcome {
+            case .queued:
                 break
-            case .success(.queueFull), .success(.tooLarge), .failure:
-                // No reply will come for this request: it must not count against the connection.
-                route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
-                self.state.withLockedValue { $0.statistics.refused += 1 }
+            case .answered(let reply):
+                self.state.withLockedValue { $0.statistics.cachedReplies += 1 }
+                self.answer(.reply(reply), on: route)
+            case .refused(let reason):
+                self.state.withLockedValue { state in
+                    state.statistics.refused += 1
+                    state.statistics.refusedByReason[reason, default: 0] += 1
+                }
+                let refusal = ClientRefusal(client: request.client, sequence: request.sequence, reason: reason)
+                self.answer(.refusal(refusal), on: route)
             }
         }
         return true
+    }
+
+    /// Answers a request at once on the connection it came on (never on a connection found by client
+    /// identifier: a forged request must not reach another client's connection), freeing its slot.
+    private func answer(_ record: ReplicaRecord, on route: ConnectionRoute) {
+        route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
+        let channel = route.channel
+        channel.writeAndFlush(ClientRecordDecoder.record(record.encoded, allocator: channel.allocator), promise: nil)
     }
 
     private func answerStatusQuery(on route: ConnectionRoute) -> Bool {

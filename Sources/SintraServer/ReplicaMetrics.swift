@@ -14,6 +14,8 @@ import SintraReplica
 /// `requests_refused_total{reason}`, `requests_skipped_total{reason}`, `faults_total{kind}`,
 /// `malformed_frames_total`, `network_events_total{event}`, `send_queue_depth{peer}`,
 /// `client_connections`, `client_requests_total`, `client_malformed_records_total`,
+/// `client_refusals_total{reason}` (refusals sent to clients, by `RefusalReason.label`),
+/// `client_cached_replies_total` (requests answered from the executor's cache: they came after execution),
 /// `checkpoint_stable_round`, `state_transfers_total`, `state_transfer_rejected_total`, `diverged` (1 once
 /// the replica stopped because its state differs from a certified checkpoint).
 public final class ReplicaMetrics: Sendable {
@@ -84,6 +86,11 @@ public final class ReplicaMetrics: Sendable {
                 gauge("sintra_client_connections", [], &totals).record(Int64(clients.openConnections))
                 count("sintra_client_requests_total", [], clients.requests, &totals)
                 count("sintra_client_malformed_records_total", [], clients.malformedRecords, &totals)
+                count("sintra_client_cached_replies_total", [], clients.cachedReplies, &totals)
+                for reason in RefusalReason.allCases {
+                    let number = clients.refusedByReason[reason, default: 0]
+                    count("sintra_client_refusals_total", [("reason", reason.label)], number, &totals)
+                }
             }
         }
     }

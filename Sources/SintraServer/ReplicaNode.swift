@@ -96,6 +96,10 @@ public actor ReplicaNode {
         public var unauthenticRequests = 0
         /// Client requests refused at submission, by reason.
         public var refusedRequests: [ClientRequestError: Int] = [:]
+        /// Requests that came after this replica executed them and were answered with the cached reply
+        /// (`submission(of:verified:)`), and requests refused as stale (their client had executed a later one).
+        public var cachedReplies = 0
+        public var staleRequests = 0
         /// Signature verifications at execution (requests not verified at submission).
         public var executionVerifications = 0
         /// Client requests verified at submission, and the batches they were verified in.
@@ -305,11 +309,11 @@ public actor ReplicaNode {
         }
     }
 
-    /// Stops the network; the receiving task ends when its stream finishes. Submissions still waiting get
-    /// `.queueFull`.
+    /// Stops the network; the receiving task ends when its stream finishes. Submissions still waiting are
+    /// refused as `.unavailable`.
     public func shutdown() async {
         shuttingDown = true
-        for submission in deferred.removeAll() { submission.resolve(.success(.queueFull)) }
+        for submission in deferred.removeAll() { submission.resolve(.refused(.unavailable)) }
         sweeper?.cancel()
         sweeper = nil
         await network.shutdown()
@@ -346,10 +350,36 @@ public actor ReplicaNode {
     ///   proposers at once, the others when it is overdue).
     ///
     /// The result comes when the request was queued, found a duplicate, refused, or, for a held request,
-    /// delivered (`.accepted`) or refused as overdue.
+    /// delivered (`.accepted`) or refused as overdue. `submission(of:verified:)` tells more (answers from the
+    /// executor's cache, refusals for stale requests and unavailability); here those map to `.duplicate`
+    /// and `.queueFull`.
     @discardableResult
     public nonisolated func submit(_ request: ClientRequest, verified: (@Sendable () -> Void)? = nil) async
         -> Result<AtomicBroadcast.Instance.SubmitResult, ClientRequestError>
+    {
+        switch await submission(of: request, verified: verified) {
+        case .queued(let result): return .success(result)
+        case .answered, .refused(.stale): return .success(.duplicate)
+        case .refused(.tooLarge): return .success(.tooLarge)
+        case .refused(.queueFull), .refused(.unavailable): return .success(.queueFull)
+        case .refused(.invalidSignature): return .failure(.invalidSignature)
+        case .refused(.invalidPublicKey): return .failure(.invalidPublicKey)
+        case .refused(.malformed): return .failure(.malformed)
+        }
+    }
+
+    /// Submits a client request as `submit` does, and says what the client is to be told: nothing yet
+    /// (`.queued`: the reply follows execution), the reply it was given before (`.answered`, for a request
+    /// this replica executed already), or a refusal with its reason. So every request gets an answer from
+    /// every honest replica that is up, and none holds a slot of its connection for ever.
+    ///
+    /// A request at or below its client's last executed sequence number is answered from the executor
+    /// (`RequestExecutor.repeatedOutcome`), as it would be if ordered again: an older one is refused as
+    /// `.stale` at once (no signature check: a refusal goes only to the connection the bytes came on, and a
+    /// stale request is never executed whoever signed it); the last one gets the cached reply only once its
+    /// signature verified (or the same bytes verified before), because the reply is another client's data.
+    public nonisolated func submission(of request: ClientRequest, verified: (@Sendable () -> Void)? = nil) async
+        -> SubmissionOutcome
     {
         let bytes = request.encoded
         let digest = AtomicBroadcast.digest(bytes)
@@ -375,7 +405,7 @@ public actor ReplicaNode {
             queue.draining = true
             return true
         }
-        for submission in refused { submission.resolve(.success(.queueFull)) }
+        for submission in refused { submission.resolve(.refused(.queueFull)) }
         if startWorker {
             Task { await self.drainAdmission() }
         }
@@ -409,19 +439,42 @@ public actor ReplicaNode {
         }
     }
 
-    /// Resolves duplicates, holds back the requests this replica does not propose first, and returns those
-    /// to check now.
+    /// Answers repeats of executed requests, refuses requests too large to queue, resolves duplicates, holds
+    /// back the requests this replica does not propose first, and returns those to check now.
     private func sortSubmissions(_ batch: [Submission]) -> [Submission] {
         guard !shuttingDown, !isStopped else {
-            for submission in batch { submission.resolve(.success(.queueFull)) }
+            for submission in batch { submission.resolve(.refused(.unavailable)) }
             return []
         }
         let queueRound = instance.nextQueueRound
+        let sizeMax = instance.limits.submittableBytesMax(replicas: configuration.replicas)
         var toVerify = [Submission]()
         toVerify.reserveCapacity(batch.count)
         for submission in batch {
+            switch execution.executor.repeatedOutcome(of: submission.request) {
+            case .stale?:
+                statistics.staleRequests += 1
+                submission.resolve(.refused(.stale))
+                continue
+            case .duplicate(let reply)?:
+                // The cached reply only for authentic bytes: checked now, or in `admit` (which answers it).
+                if execution.authenticator.isVerified(digest: submission.digest) {
+                    statistics.cachedReplies += 1
+                    submission.resolve(.answered(reply))
+                } else {
+                    toVerify.append(submission)
+                }
+                continue
+            case .executed?, nil:
+                break
+            }
+            // Every honest replica refuses it alike (the bound is the cluster's), proposers or not: no wait.
+            if submission.bytes.count > sizeMax {
+                submission.resolve(.refused(.tooLarge))
+                continue
+            }
             if instance.knows(submission.digest) {
-                submission.resolve(.success(.duplicate))
+                submission.resolve(.queued(.duplicate))
                 continue
             }
             if submission.overdue || deferred.count >= Self.deferredCountMax
@@ -431,7 +484,7 @@ public actor ReplicaNode {
                 continue
             }
             if let replaced = deferred.insert(submission, round: instance.round, now: .now) {
-                replaced.resolve(.success(.duplicate))
+                replaced.resolve(.queued(.duplicate))
             } else {
                 statistics.deferredRequests += 1
             }
@@ -452,7 +505,7 @@ public actor ReplicaNode {
         for (submission, verdict) in zip(batch, verdicts) {
             if let verdict {
                 refuse(verdict)
-                submission.resolve(.failure(verdict))
+                submission.resolve(.refused(RefusalReason(verdict)))
             } else {
                 authentic.append(submission)
             }
@@ -460,13 +513,35 @@ public actor ReplicaNode {
         guard !authentic.isEmpty else { return }
         // A stopped node orders nothing more; the client gets its answers from the other replicas.
         guard !shuttingDown, !isStopped else {
-            for submission in authentic { submission.resolve(.success(.queueFull)) }
+            for submission in authentic { submission.resolve(.refused(.unavailable)) }
             return
         }
-        for submission in authentic { execution.authenticator.remember(verifiedDigest: submission.digest) }
-        let (results, effects) = instance.submit(batch: authentic.map(\.bytes), passedOver: true)
+        var fresh = [Submission]()
+        fresh.reserveCapacity(authentic.count)
+        for submission in authentic {
+            execution.authenticator.remember(verifiedDigest: submission.digest)
+            // Executed meanwhile, or a repeat that waited for its check (`sortSubmissions`).
+            switch execution.executor.repeatedOutcome(of: submission.request) {
+            case .duplicate(let reply)?:
+                statistics.cachedReplies += 1
+                submission.resolve(.answered(reply))
+            case .stale?:
+                statistics.staleRequests += 1
+                submission.resolve(.refused(.stale))
+            case .executed?, nil:
+                fresh.append(submission)
+            }
+        }
+        guard !fresh.isEmpty else { return }
+        let (results, effects) = instance.submit(batch: fresh.map(\.bytes), passedOver: true)
         perform(effects)
-        for (submission, result) in zip(authentic, results) { submission.resolve(.success(result)) }
+        for (submission, result) in zip(fresh, results) {
+            switch result {
+            case .accepted, .duplicate: submission.resolve(.queued(result))
+            case .tooLarge: submission.resolve(.refused(.tooLarge))
+            case .queueFull: submission.resolve(.refused(.queueFull))
+            }
+        }
     }
 
     /// Resolves the held requests that a delivered batch carried, after it executed and before its replies
@@ -484,16 +559,23 @@ public actor ReplicaNode {
             guard let submission = deferred.remove(digest) else { continue }
             if execution.authenticator.isVerified(digest: digest) {
                 submission.verified?()
-                submission.resolve(.success(.accepted))
+                // Executed, or a repeat with the cached reply: the reply goes out with the batch's. Stale at
+                // execution (its client had moved on): no reply comes, so it is refused as such.
+                if case .stale? = execution.executor.repeatedOutcome(of: submission.request) {
+                    statistics.staleRequests += 1
+                    submission.resolve(.refused(.stale))
+                } else {
+                    submission.resolve(.queued(.accepted))
+                }
                 continue
             }
             // Ordered by a Byzantine proposer and skipped at execution: the client learns why.
             do {
                 try submission.request.verify(clusterIdentifier: configuration.clusterIdentifier)
-                submission.resolve(.success(.duplicate))
+                submission.resolve(.queued(.duplicate))
             } catch {
                 refuse(error)
-                submission.resolve(.failure(error))
+                submission.resolve(.refused(RefusalReason(error)))
             }
         }
     }

@@ -115,6 +115,7 @@ struct BenchCommand: AsyncParsableCommand {
             command: self, faulty: local.faulty, connections: multiplexers.count, load: result, before: before,
             after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples)
         print(json ? report.json : report.text)
+        // Refusals are answers (counted by reason in the report); lost requests are not.
         guard report.lost == 0 else { throw ExitCode(2) }
     }
 }
@@ -156,8 +157,11 @@ final class ClosedLoopLoad: @unchecked Sendable {
     struct Result: Sendable {
         /// Latencies in microseconds of the requests answered inside the window.
         var latenciesMicroseconds: [UInt32] = []
-        /// Answered with a result other than `.ok`, or not answered, over the whole run.
+        /// Answered with a result other than `.ok`, or not answered, over the whole run (refusals apart).
         var failed = 0
+        /// Refused by the replicas (`SintraClient.Failure.refused`), by reason, over the whole run: answered,
+        /// not lost.
+        var refusals: [RefusalReason: Int] = [:]
         /// Answered outside the window (warm-up, or finishing after its end).
         var answeredOutside = 0
         var firstFailure: String?
@@ -199,17 +203,23 @@ final class ClosedLoopLoad: @unchecked Sendable {
         multiplexer.execute(slot: slot, operation: KeyValueStore.Operation.put(key: key, value: value).encoded)
             .whenComplete { outcome in
                 let ended = NIODeadline.now().uptimeNanoseconds
-                let ok: Bool
+                // Answered with `.ok`; anything else is lost, except refusals, counted by reason.
+                var ok = false
                 switch outcome {
                 case .success(let bytes):
                     ok = (try? KeyValueStore.Result(encoded: bytes)) == .ok
-                    if !ok, self.result.firstFailure == nil { self.result.firstFailure = "a put answered \(bytes)" }
+                    if !ok {
+                        self.result.failed += 1
+                        if self.result.firstFailure == nil { self.result.firstFailure = "a put answered \(bytes)" }
+                    }
+                case .failure(SintraClient.Failure.refused(let reason)):
+                    self.result.refusals[reason, default: 0] += 1
                 case .failure(let error):
-                    ok = false
+                    self.result.failed += 1
                     if self.result.firstFailure == nil { self.result.firstFailure = "\(error)" }
                 }
                 if !ok {
-                    self.result.failed += 1
+                    // Counted above.
                 } else if ended >= self.window.start, ended <= self.window.end {
                     self.result.latenciesMicroseconds.append(UInt32(clamping: (ended - began) / 1000))
                 } else {

@@ -1,4 +1,5 @@
 import Foundation
+import SintraReplica
 
 /// The figures of one `sintra bench` run, as text for people and JSON for scripts.
 struct BenchReport: Codable {
@@ -42,6 +43,10 @@ struct BenchReport: Codable {
     /// Requests that failed or timed out over the whole run (must be 0).
     var lost: Int
     var firstFailure: String?
+    /// Requests the replicas refused (t + 1 for one reason, or too many for a result), over the whole run,
+    /// and by reason (`RefusalReason.label`); not counted as lost: the clients were told why at once.
+    var refused: Int
+    var refusedByReason: [String: Int]
     /// Milliseconds per atomic broadcast round at replica 1 during the window.
     var roundMilliseconds: Double?
     var replicaStatistics: [Replica]
@@ -78,6 +83,8 @@ struct BenchReport: Codable {
             p50: percentile(0.5), p90: percentile(0.9), p99: percentile(0.99), max: percentile(1))
         lost = load.failed
         firstFailure = load.firstFailure
+        refused = load.refusals.values.reduce(0, +)
+        refusedByReason = Dictionary(uniqueKeysWithValues: load.refusals.map { ($0.key.label, $0.value) })
         let seconds = Double(after.nanoseconds - before.nanoseconds) / 1e9
         replicaStatistics = (0..<command.replicas).map { offset in
             let start = before.statistics[offset], end = after.statistics[offset]
@@ -111,6 +118,8 @@ struct BenchReport: Codable {
 
     var text: String {
         func number(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "?" }
+        let reasons: [String] = refusedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        let refusedText: String = reasons.isEmpty ? "\(refused)" : "\(refused) (" + reasons.joined(separator: ", ") + ")"
         var lines = [
             "",
             String(format: "  throughput        %.0f requests/s (%d answered by t + 1 = %d matching replies in %.1f s)",
@@ -119,6 +128,7 @@ struct BenchReport: Codable {
                    latencyMilliseconds.p50, latencyMilliseconds.p90, latencyMilliseconds.p99, latencyMilliseconds.max),
             "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
             "  lost              \(lost)" + (firstFailure.map { " (first: \($0))" } ?? ""),
+            "  refused           " + refusedText,
             "  clients' CPU      \(number(clientCPUSeconds, "%.2f")) s in the window (this process)",
             "  load average      \(number(loadAverage, "%.2f"))",
             "",

@@ -103,6 +103,11 @@ struct DemoCommand: AsyncParsableCommand {
         print(String(format: "  latency             p50 %.1f ms, p99 %.1f ms", summary.p50, summary.p99))
         print("  replicas killed     \(killed.count) of \(replicas)" + (restarted ? ", restarted" : ""))
         print("  requests lost       \(summary.failed)")
+        let refusals = await recorder.refusals
+        print("  requests refused    \(refusals.values.reduce(0, +))"
+            + (refusals.isEmpty
+                ? "" : " (" + refusals.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.label) \($0.value)" }
+                    .joined(separator: ", ") + "; the clients were told at once)"))
         if restarted { await reportRejoin(local) }
     }
 
@@ -140,21 +145,37 @@ struct DemoCommand: AsyncParsableCommand {
         while DispatchTime.now().uptimeNanoseconds < deadline {
             sequence += 1
             let began = DispatchTime.now().uptimeNanoseconds
-            let result = try? await client.execute(.put(key: Array("client-\(number)-\(sequence % 100)".utf8), value: value))
+            let outcome: Result<KeyValueStore.Result, Error>
+            do {
+                outcome = .success(
+                    try await client.execute(.put(key: Array("client-\(number)-\(sequence % 100)".utf8), value: value)))
+            } catch {
+                outcome = .failure(error)
+            }
             let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e6
-            await recorder.record(milliseconds, ok: result == .ok)
+            if case .failure(SintraClient.Failure.refused(let reason)) = outcome {
+                await recorder.refused(reason)
+            } else {
+                await recorder.record(milliseconds, ok: (try? outcome.get()) == .ok)
+            }
         }
         await client.close()
     }
 }
 
-/// Latencies of answered requests and the count of failed ones.
+/// Latencies of answered requests, the count of failed ones, and refusals by reason.
 actor LatencyRecorder {
     private var latencies = [Double]()
     private var failed = 0
+    private(set) var refusals: [RefusalReason: Int] = [:]
 
     func record(_ milliseconds: Double, ok: Bool) {
         if ok { latencies.append(milliseconds) } else { failed += 1 }
+    }
+
+    /// A request the replicas refused (`SintraClient.Failure.refused`): answered with a reason, not lost.
+    func refused(_ reason: RefusalReason) {
+        refusals[reason, default: 0] += 1
     }
 
     func snapshot() -> (count: Int, p50: Double, p99: Double, failed: Int) {

@@ -246,6 +246,9 @@ struct ReplicaStatisticsFile: Codable, Equatable {
     var executionVerifications: Int
     var deferredRequests: Int
     var overdueRequests: Int
+    /// Requests answered from the executor's cache (they came after execution) and refused as stale.
+    var cachedReplies: Int?
+    var staleRequests: Int?
 
     init(node: ReplicaNode) async {
         let statistics = await node.statistics
@@ -260,6 +263,8 @@ struct ReplicaStatisticsFile: Codable, Equatable {
         executionVerifications = statistics.executionVerifications
         deferredRequests = statistics.deferredRequests
         overdueRequests = statistics.overdueRequests
+        cachedReplies = statistics.cachedReplies
+        staleRequests = statistics.staleRequests
     }
 
     /// Writes atomically (a temporary file renamed over the old one), so a reader never sees half a file.

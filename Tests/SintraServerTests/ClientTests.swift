@@ -16,8 +16,10 @@ import Testing
         let listeners: [ClientListener]
         let endpoints: [SintraClient.Endpoint]
 
-        init(options: ClientListener.Options = ClientListener.Options()) async throws {
-            cluster = try LocalCluster(replicas: 4, faulty: 1)
+        init(
+            options: ClientListener.Options = ClientListener.Options(), nodeOptions: ReplicaNode.Options = .testing
+        ) async throws {
+            cluster = try LocalCluster(replicas: 4, faulty: 1, options: nodeOptions)
             try await cluster.start()
             var options = options
             options.port = 0

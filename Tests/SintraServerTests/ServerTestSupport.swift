@@ -15,14 +15,14 @@ struct LocalCluster {
     let configuration: ClusterConfiguration
     let nodes: [ReplicaNode]
 
-    init(replicas: Int, faulty: Int) throws {
+    init(replicas: Int, faulty: Int, options: ReplicaNode.Options = .testing) throws {
         let keys = try KeyDealer.deal(replicas: replicas, faulty: faulty)
         let configuration = ClusterConfiguration(
             keys: keys, host: "127.0.0.1", basePort: try freeConsecutivePorts(replicas))
         self.keys = keys
         self.configuration = configuration
         nodes = try keys.secrets.map { secrets in
-            try ReplicaNode(cluster: configuration, secrets: secrets, options: .testing)
+            try ReplicaNode(cluster: configuration, secrets: secrets, options: options)
         }
     }
 

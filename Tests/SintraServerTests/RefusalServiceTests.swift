@@ -1,0 +1,160 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SintraClient
+import SintraCore
+import SintraCrypto
+import SintraNetwork
+import SintraReplica
+import Testing
+
+@testable import SintraServer
+
+/// Every request answered: refusals reach the client with their reason at once (not after its timeout), and
+/// a request that comes after its execution gets the cached reply or a stale refusal. Four in-process
+/// replicas with client listeners over real TLS; the clients' timeouts are long (120 s), so a refusal that
+/// did not arrive would show as a timeout, not as a pass.
+@Suite(.serialized) struct RefusalServiceTests {
+    typealias Service = ClientTests.Service
+
+    @Test func forgedAndOversizedRequestsFailFastWithTheirReason() async throws {
+        let service = try await Service()
+        // Signed for another cluster: every replica's signature check fails.
+        let forger = try SintraClient(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: [UInt8](repeating: 0, count: 16),
+            timeoutSeconds: 120)
+        await #expect(throws: SintraClient.Failure.refused(.invalidSignature)) {
+            try await forger.execute(.put(key: [1], value: [1]))
+        }
+        #expect(!SintraClient.Failure.refused(.invalidSignature).isRetryable)
+        await forger.close()
+        let client = try service.client(timeoutSeconds: 120)
+        // Over the queues' request bound (64 KiB): refused by every replica before any signature check.
+        await #expect(throws: SintraClient.Failure.refused(.tooLarge)) {
+            try await client.execute(operation: [UInt8](repeating: 7, count: 100_000))
+        }
+        // Over what a replica reads at all: refused by the client itself.
+        await #expect(throws: SintraClient.Failure.refused(.tooLarge)) {
+            try await client.execute(operation: [UInt8](repeating: 7, count: ClientPorts.recordBytesMax))
+        }
+        // The same client goes on.
+        #expect(try await client.execute(.put(key: [2], value: [2])) == .ok)
+        // Every replica refused the oversized request; the forgery's first proposers refused it at once, the
+        // others once it was overdue (`ReplicaNode.deferredPatience`).
+        let refusedEverywhere = await eventually(within: 120) {
+            service.listeners.allSatisfy { $0.statistics.refusedByReason == [.tooLarge: 1, .invalidSignature: 1] }
+        }
+        #expect(refusedEverywhere, "\(service.listeners.map { $0.statistics.refusedByReason })")
+        await client.close()
+        await service.shutdown()
+    }
+
+    @Test func aFullQueueIsARetryableRefusal() async throws {
+        var options = ReplicaNode.Options.testing
+        options.broadcastLimits.pendingCountMax = 0
+        let service = try await Service(nodeOptions: options)
+        let client = try service.client(timeoutSeconds: 120)
+        do {
+            _ = try await client.execute(.put(key: [1], value: [1]))
+            Issue.record("a request was executed with every queue full")
+        } catch let failure as SintraClient.Failure {
+            #expect(failure == .refused(.queueFull))
+            #expect(failure.isRetryable)
+        }
+        await client.close()
+        await service.shutdown()
+    }
+
+    /// A request sent again after it was executed (a retry, or a slow connection) is answered with the
+    /// cached reply, on its own connection; one older than the client's last is refused as stale; and
+    /// replicas that shut down refuse as unavailable.
+    @Test func aRequestThatComesAfterItsExecutionIsAnswered() async throws {
+        let service = try await Service()
+        let key = ClientKey.generate()
+        let client = try SintraClient(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            key: key, timeoutSeconds: 120)
+        let operation = KeyValueStore.Operation.put(key: [1], value: [1]).encoded
+        #expect(try await client.execute(operation: operation) == KeyValueStore.Result.ok.encoded)
+        let sequence = await client.lastSequence
+        // The same bytes again (signatures are deterministic), on a new connection to replica 1.
+        let retry = key.request(
+            clusterIdentifier: service.cluster.configuration.clusterIdentifier, sequence: sequence, operation: operation)
+        let connection = try await RawClientConnection(to: service.endpoints[0])
+        // t + 1 = 2 replies suffice: wait until replica 1 executed it too.
+        #expect(await eventually(within: 120) { await service.cluster.nodes[0].executedCount >= 1 })
+        try await connection.send(.request(retry))
+        #expect(
+            try await connection.record(0)
+                == .reply(ClientReply(client: key.client, sequence: sequence, result: KeyValueStore.Result.ok.encoded)))
+        #expect(service.listeners[0].statistics.cachedReplies == 1)
+        #expect(try await client.execute(.get(key: [1])) == .value([1]))
+        // Once replica 1 executed the get too, the put is older than the client's last request there.
+        #expect(await eventually(within: 120) { await service.cluster.nodes[0].executedCount >= 2 })
+        try await connection.send(.request(retry))
+        #expect(
+            try await connection.record(1)
+                == .refusal(ClientRefusal(client: key.client, sequence: sequence, reason: .stale)))
+        #expect(service.listeners[0].statistics.refusedByReason == [.stale: 1])
+        await connection.close()
+        // Two replicas shutting down (t + 1): the other two queue it and cannot order it alone.
+        for node in service.cluster.nodes.suffix(2) { await node.shutdown() }
+        await #expect(throws: SintraClient.Failure.refused(.unavailable)) {
+            try await client.execute(.put(key: [1], value: [2]))
+        }
+        await client.close()
+        for listener in service.listeners { await listener.shutdown() }
+        for node in service.cluster.nodes.prefix(2) { await node.shutdown() }
+    }
+}
+
+/// A TLS connection to one replica's client port that sends records and keeps the replica's records in order.
+final class RawClientConnection: Sendable {
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let channel: Channel
+    private let received = NIOLockedValueBox<[[UInt8]]>([])
+
+    init(to endpoint: SintraClient.Endpoint) async throws {
+        let context = try ClientPorts.clientContext()
+        let received = self.received
+        channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        try ClientPorts.clientHandler(context: context, pinning: endpoint.identityKey),
+                        ByteToMessageHandler(ClientRecordDecoder()), Collector(received: received))
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port).get()
+    }
+
+    func send(_ record: ClientRecord) async throws {
+        try await channel.writeAndFlush(ClientRecordDecoder.record(record.encoded, allocator: channel.allocator))
+    }
+
+    /// The replica's `number`th record (from 0), waiting for it up to `seconds`; nil if none came.
+    func record(_ number: Int, within seconds: Double = 120) async throws -> ReplicaRecord? {
+        _ = await eventually(within: seconds) { self.received.withLockedValue { $0.count > number } }
+        guard let bytes = received.withLockedValue({ $0.count > number ? $0[number] : nil }) else { return nil }
+        return try ReplicaRecord(encoded: bytes)
+    }
+
+    func close() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = [UInt8]
+        let received: NIOLockedValueBox<[[UInt8]]>
+
+        init(received: NIOLockedValueBox<[[UInt8]]>) {
+            self.received = received
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = unwrapInboundIn(data)
+            received.withLockedValue { $0.append(bytes) }
+        }
+    }
+}
