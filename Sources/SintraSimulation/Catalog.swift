@@ -63,10 +63,12 @@ public enum SimulationCatalog {
         case "abba": return SimulationRunner(Simulation(adapter: BinaryAgreementAdapter(), cluster: cluster))
         case "mvba": return SimulationRunner(Simulation(adapter: ValidatedAgreementAdapter(), cluster: cluster))
         case "abc":
-            let adapter = AtomicBroadcastAdapter(requestCount: options.requests, batchCountMax: options.batchCountMax)
+            let adapter = AtomicBroadcastAdapter(
+                requestCount: options.requests, batchCountMax: options.batchCountMax, journaling: options.journaling)
             return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
         case "kv":
-            let adapter = KeyValueAdapter(requestsPerClient: options.requests, batchCountMax: options.batchCountMax)
+            let adapter = KeyValueAdapter(
+                requestsPerClient: options.requests, batchCountMax: options.batchCountMax, journaling: options.journaling)
             return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
         default: throw Failure.unknownProtocol(name)
         }

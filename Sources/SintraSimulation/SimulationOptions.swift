@@ -5,9 +5,13 @@ public struct SimulationOptions: Sendable, Hashable {
     public var requests: Int?
     /// The cap on requests per queue (the batch size).
     public var batchCountMax: Int?
+    /// Whether replicas journal their atomic broadcast inputs and replay them after a restart
+    /// (docs/DURABILITY.md, stage 2); false simulates stage 1 (silent up to the send horizon), to compare.
+    public var journaling: Bool
 
-    public init(requests: Int? = nil, batchCountMax: Int? = nil) {
+    public init(requests: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true) {
         self.requests = requests
         self.batchCountMax = batchCountMax
+        self.journaling = journaling
     }
 }

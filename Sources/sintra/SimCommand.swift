@@ -21,8 +21,9 @@ struct SimCommand: ParsableCommand {
             abc and kv a different honest node starved in every round. For abc and kv also restart (k ≤ t \
             honest nodes crash, losing all but what a replica persists, and restart from it, with t − k \
             Byzantine nodes) and restart-many (t Byzantine nodes and more than t honest ones crashing at \
-            about the same time: safety is checked, and a missing delivery is reported as a stall, since \
-            liveness is not promised there). Checked after each run: agreement, \
+            about the same time: safety is checked, and a missing delivery is reported as a stall). \
+            Restarted replicas replay their journal (durability stage 2); --no-journal simulates stage 1, \
+            silent up to the send horizon, under which restart-many may stall. Checked after each run: agreement, \
             validity, integrity, totality (rbc), termination after the network heals, bounded buffers, and \
             that no honest node accuses an honest one; for abc and kv batch by batch: total order, no \
             request twice, no request lost that t + 1 honest replicas got, and (kv) replies, state digests \
@@ -54,6 +55,11 @@ struct SimCommand: ParsableCommand {
     @Option(name: .long, help: "abc, kv: the cap on requests per queue, the batch size (default: drawn from the seed).")
     var batch: Int?
 
+    @Flag(
+        name: .customLong("no-journal"),
+        help: "abc, kv: replicas keep no journal and restart silent up to their send horizon (durability stage 1), to compare.")
+    var noJournal = false
+
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
 
@@ -78,7 +84,7 @@ struct SimCommand: ParsableCommand {
         do {
             runner = try SimulationCatalog.runner(
                 for: `protocol`, replicas: replicas, faulty: faulty ?? (replicas - 1) / 3,
-                options: SimulationOptions(requests: requests, batchCountMax: batch))
+                options: SimulationOptions(requests: requests, batchCountMax: batch, journaling: !noJournal))
         } catch let failure as SimulationCatalog.Failure {
             throw ValidationError(failure.description)
         }

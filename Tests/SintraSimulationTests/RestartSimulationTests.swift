@@ -55,15 +55,23 @@ import Testing
         #expect(first.restarts.contains { $0.contains("crashed") } && first.restarts.contains { $0.contains("restarted") })
     }
 
-    /// Crashes inside a call and between calls, and restarts that resume silently above the last round on
-    /// disk, all occur in the `restart` runs (so the tests above exercise them).
+    /// Crashes inside a call and between calls, and restarts that replay a journal (stage 2, never silent)
+    /// all occur in the `restart` runs (so the tests above exercise them); without the journal
+    /// (`--no-journal`, stage 1) restarts resume silently above the last round on disk.
     @Test func theRunsCoverEveryKindOfCrash() throws {
         let runner = try SimulationCatalog.runner(for: "abc", replicas: 4, faulty: 1)
         let adversary = try #require(runner.adversary(named: "restart"))
         let lines = (0..<20).flatMap { runner.run(seed: 95_000 + UInt64($0), adversary: adversary).restarts }
         #expect(lines.contains { $0.contains("inside a call") })
         #expect(lines.contains { $0.contains("between calls") })
-        #expect(lines.contains { $0.contains("silent through") && !$0.contains("silent through 0") })
+        let restarts = lines.filter { $0.contains("restarted") }
+        #expect(restarts.allSatisfy { $0.contains("silent through 0,") })
+        #expect(restarts.contains { $0.contains("replayed") && !$0.contains("replayed 0 ") })
+        let stageOne = try SimulationCatalog.runner(
+            for: "abc", replicas: 4, faulty: 1, options: SimulationOptions(journaling: false))
+        let silent = (0..<20).flatMap { stageOne.run(seed: 95_000 + UInt64($0), adversary: adversary).restarts }
+        #expect(silent.contains { $0.contains("silent through") && !$0.contains("silent through 0") })
+        #expect(!silent.contains { $0.contains("replayed") })
     }
 
     /// The store keeps what `ReplicaNode` keeps: batches in round order, the highest binding round sent,
@@ -87,5 +95,31 @@ import Testing
         #expect(store.logAfterSnapshot.map(\.round) == [4, 5])
         #expect(store.resumption.nextRound == 6 && store.resumption.sendHorizon == 6)
         #expect(store.contains([4]) && !store.contains([1]))
+    }
+
+    /// With journaling the store commits each call's journal entries with its effects, keeps only the
+    /// rounds a resumed instance rebuilds (from last round + 1 − window − 1 on), and resumes with the
+    /// journal and no silent round; a call with entries but nothing else is a commit of its own.
+    @Test func theSimulatedStoreKeepsTheJournalOfTheRoundsInstancesRebuild() {
+        var store = SimulatedStore(keepRounds: 64, journaling: true, futureRoundWindow: 1)
+        func entry(_ round: UInt64) -> AtomicBroadcast.JournalEntry { .proposal(round: round, value: [UInt8(round)]) }
+        store.commit(Effects(), journal: [entry(1), entry(2)])
+        #expect(store.commitCount == 1 && store.journal == [entry(1), entry(2)])
+        for round in UInt64(1)...4 {
+            var call = Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>()
+            call.output(AtomicBroadcast.Batch(round: round, requests: []))
+            call.broadcast(.queue(round: round + 1, .init(member: 1, requests: [], signature: [])))
+            store.commit(call, journal: [entry(round + 2)])
+        }
+        // Last round 4: a resumed instance starts at 5 and rebuilds rounds from 5 − 1 − 1 = 3 on.
+        #expect(store.journal == [entry(3), entry(4), entry(5), entry(6)])
+        #expect(store.journalCountMax == 4)
+        let resumption = store.resumption
+        #expect(resumption.nextRound == 5 && resumption.sendHorizon == 0 && resumption.journal == store.journal)
+        #expect(store.sendHorizon == 5)
+        // Without journaling entries are not kept and the horizon is what a restart honours.
+        var stageOne = SimulatedStore(keepRounds: 64)
+        stageOne.commit(Effects(), journal: [entry(1)])
+        #expect(stageOne.commitCount == 0 && stageOne.journal.isEmpty)
     }
 }

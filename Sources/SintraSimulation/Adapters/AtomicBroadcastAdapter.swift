@@ -38,9 +38,9 @@ public struct AtomicBroadcastNode: ProtocolInstance {
 
     public var isFinished: Bool { broadcast.isFinished && later.isEmpty }
 
-    /// Commits one call's effects before they are sent or output, then snapshots if due.
+    /// Commits one call's effects and journal entries before they are sent or output, then snapshots if due.
     private mutating func committed(_ effects: Effects<Message, Output>) -> Effects<Message, Output> {
-        store.commit(effects)
+        store.commit(effects, journal: broadcast.takeJournal())
         // Nothing to execute: the snapshot follows the commit at once.
         if let last = effects.outputs.last {
             store.snapshotIfDue(after: last.round, interval: snapshotInterval) { [] }
@@ -113,16 +113,20 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
     public let requestCount: Int?
     /// The queue cap (nil: the seed draws 1–3).
     public let batchCountMax: Int?
+    /// Whether nodes journal and replay (stage 2) or restart silent up to the send horizon (stage 1).
+    public let journaling: Bool
 
-    public init(requestCount: Int? = nil, batchCountMax: Int? = nil) {
+    public init(requestCount: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true) {
         self.requestCount = requestCount
         self.batchCountMax = batchCountMax
+        self.journaling = journaling
     }
 
     public var name: String { "abc" }
 
     public var commandLineOptions: String {
         (requestCount.map { " --requests \($0)" } ?? "") + (batchCountMax.map { " --batch \($0)" } ?? "")
+            + (journaling ? "" : " --no-journal")
     }
 
     /// Small caps, so that the caps themselves are exercised.
@@ -174,14 +178,28 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
     public func makeInstance(
         node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
     ) -> Instance {
+        let nodeRandom = random.split()
         let broadcast = AtomicBroadcast.Instance(
             configuration: context.configuration, keys: context.keys(of: node), path: context.path,
-            random: random.split(), limits: scenario.limits)
+            random: nodeRandom, limits: scenario.limits, journaling: journaling)
         let later = scenario.requests.filter { $0.later && $0.targets.contains(node) }.map(\.bytes)
         return AtomicBroadcastNode(
             broadcast: broadcast, later: later, trigger: scenario.requests[0].bytes,
-            store: SimulatedStore(keepRounds: scenario.limits.deliveredMemoryRounds),
+            store: Self.store(limits: scenario.limits, journaling: journaling, random: nodeRandom),
             snapshotInterval: Self.snapshotInterval(context))
+    }
+
+    /// A node's empty store: the deduplication memory and journal window of `limits`, and the node's generator.
+    static func store(limits: AtomicBroadcast.Limits, journaling: Bool, random: ProtocolRandom) -> SimulatedStore {
+        SimulatedStore(
+            keepRounds: limits.deliveredMemoryRounds, journaling: journaling, futureRoundWindow: limits.futureRoundWindow,
+            random: random)
+    }
+
+    /// What a restarted instance resumed from, for the report.
+    static func describeResumption(_ broadcast: AtomicBroadcast.Instance) -> String {
+        "at round \(broadcast.round), silent through \(broadcast.silentThrough)"
+            + (broadcast.journaling ? ", replayed \(broadcast.replayedEntryCount) journal entries" : "")
     }
 
     /// Rounds between snapshots: 1–4, from the seed (without drawing from a stream, so runs of the other
@@ -190,12 +208,11 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
 
     public var supportsRestart: Bool { true }
 
-    public func describeResumption(_ instance: Instance) -> String {
-        "at round \(instance.broadcast.round), silent through \(instance.broadcast.silentThrough)"
-    }
+    public func describeResumption(_ instance: Instance) -> String { Self.describeResumption(instance.broadcast) }
 
     /// A node rebuilt from `crashed.store` only (`ReplicaNode`'s restart): the instance resumes after the
-    /// last round on disk, silent up to the send horizon. Its clients still wait for the requests they gave
+    /// last round on disk with the generator it had, and replays its journal (stage 2; without journaling,
+    /// it is silent up to the send horizon instead). Its clients still wait for the requests they gave
     /// it, so they send them again (a client retransmits until t + 1 replicas answered): every request the
     /// scenario gave this node that is not in a batch on disk, and the later ones if their trigger is on
     /// disk (otherwise they wait for it, as at the start).
@@ -205,7 +222,7 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
         let store = crashed.store
         let broadcast = AtomicBroadcast.Instance(
             configuration: context.configuration, keys: context.keys(of: node), path: context.path,
-            random: random.split(), limits: scenario.limits, resuming: store.resumption)
+            random: store.random, limits: scenario.limits, journaling: journaling, resuming: store.resumption)
         let first = scenario.requests[0].bytes
         let triggered = store.contains(first)
         let later = scenario.requests.filter { $0.later && $0.targets.contains(node) }.map(\.bytes)

@@ -61,20 +61,28 @@ public struct KeyValueReplica: ProtocolInstance {
         var effects = Effects<Message, AtomicBroadcast.Batch>()
         for request in requests {
             guard (try? authenticator.admit(request)) != nil else { continue }
-            effects.append(store.committing(broadcast.submit(request).1))
+            effects.append(committed(broadcast.submit(request).1))
         }
         return execute(effects)
     }
 
+    /// Commits one call's effects and the journal entries it recorded before they take effect.
+    private mutating func committed(_ effects: Effects<Message, AtomicBroadcast.Batch>)
+        -> Effects<Message, AtomicBroadcast.Batch>
+    {
+        store.commit(effects, journal: broadcast.takeJournal())
+        return effects
+    }
+
     /// A restarted replica's first call (`AtomicBroadcast.Instance.start`), then its clients' requests.
     mutating func start(resubmitting requests: [[UInt8]]) -> Effects<Message, Output> {
-        var effects = execute(store.committing(broadcast.start()))
+        var effects = execute(committed(broadcast.start()))
         effects.append(submit(requests))
         return effects
     }
 
     public mutating func handle(_ message: Message, from sender: Int) -> Effects<Message, Output> {
-        execute(store.committing(broadcast.handle(message, from: sender)))
+        execute(committed(broadcast.handle(message, from: sender)))
     }
 
     /// Authenticates and executes one batch's requests in order: what this replica replies to each, and
@@ -135,7 +143,7 @@ public struct KeyValueReplica: ProtocolInstance {
                         digest: executor.machine.digest))
                 for request in next {
                     guard (try? authenticator.admit(request.encoded)) != nil else { continue }
-                    pending.append(store.committing(broadcast.submit(request.encoded).1))
+                    pending.append(committed(broadcast.submit(request.encoded).1))
                 }
             }
             if let last = effects.outputs.last {
@@ -202,16 +210,20 @@ public struct KeyValueAdapter: SimulatedProtocol {
     public let requestsPerClient: Int?
     /// The queue cap (nil: the seed draws 2–4).
     public let batchCountMax: Int?
+    /// Whether replicas journal and replay (stage 2) or restart silent up to the send horizon (stage 1).
+    public let journaling: Bool
 
-    public init(requestsPerClient: Int? = nil, batchCountMax: Int? = nil) {
+    public init(requestsPerClient: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true) {
         self.requestsPerClient = requestsPerClient
         self.batchCountMax = batchCountMax
+        self.journaling = journaling
     }
 
     public var name: String { "kv" }
 
     public var commandLineOptions: String {
         (requestsPerClient.map { " --requests \($0)" } ?? "") + (batchCountMax.map { " --batch \($0)" } ?? "")
+            + (journaling ? "" : " --no-journal")
     }
 
     static let keys: [[UInt8]] = [[0x61], [0x62], [0x63]]
@@ -295,9 +307,10 @@ public struct KeyValueAdapter: SimulatedProtocol {
     public func makeInstance(
         node: Int, scenario: Scenario, context: SimulationContext, random: inout ProtocolRandom
     ) -> Instance {
+        let nodeRandom = random.split()
         let broadcast = AtomicBroadcast.Instance(
             configuration: context.configuration, keys: context.keys(of: node), path: context.path,
-            random: random.split(), limits: scenario.limits)
+            random: nodeRandom, limits: scenario.limits, journaling: journaling)
         var scripts = [[UInt8]: [ClientRequest]]()
         for client in scenario.clients where client.targets.contains(node) {
             scripts[client.id] = Array(client.requests.dropFirst())
@@ -305,19 +318,21 @@ public struct KeyValueAdapter: SimulatedProtocol {
         return KeyValueReplica(
             broadcast: broadcast, executor: RequestExecutor(machine: KeyValueStore()),
             authenticator: RequestAuthenticator(clusterIdentifier: context.configuration.clusterIdentifier),
-            scripts: scripts, store: SimulatedStore(keepRounds: scenario.limits.deliveredMemoryRounds),
+            scripts: scripts,
+            store: AtomicBroadcastAdapter.store(limits: scenario.limits, journaling: journaling, random: nodeRandom),
             snapshotInterval: AtomicBroadcastAdapter.snapshotInterval(context))
     }
 
     public var supportsRestart: Bool { true }
 
     public func describeResumption(_ instance: Instance) -> String {
-        "at round \(instance.broadcast.round), silent through \(instance.broadcast.silentThrough)"
+        AtomicBroadcastAdapter.describeResumption(instance.broadcast)
     }
 
     /// A replica rebuilt from `crashed.store` only, as `ReplicaNode` restarts: the executor restored from
     /// the snapshot, the log after it replayed through `KeyValueReplica.apply` (no outputs: the replica
-    /// output those rounds before it crashed), atomic broadcast resumed after the last round on disk.
+    /// output those rounds before it crashed), atomic broadcast resumed after the last round on disk with
+    /// the generator it had, replaying its journal (stage 2; without, silent up to the send horizon).
     /// Each closed-loop client that talks to it has its next request unanswered (the one after the last
     /// the restored executor ran for it), and sends it again; the Byzantine client's requests that are not
     /// in a batch on disk come again too.
@@ -349,7 +364,7 @@ public struct KeyValueAdapter: SimulatedProtocol {
             .map(\.bytes)
         let broadcast = AtomicBroadcast.Instance(
             configuration: context.configuration, keys: context.keys(of: node), path: context.path,
-            random: random.split(), limits: scenario.limits, resuming: store.resumption)
+            random: store.random, limits: scenario.limits, journaling: journaling, resuming: store.resumption)
         var restarted = KeyValueReplica(
             broadcast: broadcast, executor: executor, authenticator: authenticator, scripts: scripts, store: store,
             snapshotInterval: crashed.snapshotInterval)
