@@ -695,13 +695,23 @@ public actor ReplicaNode {
     /// sends the messages, records the faults, and executes the batches in order. Persisting first is what
     /// makes a restart safe: a reply or a message never gets ahead of the disk, and a restarted node can
     /// replay everything its messages followed from.
+    ///
+    /// Journal entries whose effects send nothing binding and deliver nothing stay in memory until the next
+    /// commit: nothing that left depends on them, so losing them in a crash is the same as never having
+    /// received those frames (the peers' catch-up and re-sending cover that), and most frames (a vote that
+    /// does not reach a threshold) then cost no transaction at all.
     private func flush() {
-        while !outbox.isEmpty || !journalBuffer.isEmpty {
+        while !outbox.isEmpty {
             let collected = outbox
-            let journal = journalBuffer
             outbox = []
-            journalBuffer = []
-            guard persist(collected, journal: journal) else { return }
+            let binding = collected.contains { effects in
+                !effects.outputs.isEmpty || effects.messages.contains { AtomicBroadcast.bindingRound(of: $0.message) != nil }
+            }
+            if binding || store == nil {
+                let journal = journalBuffer
+                journalBuffer = []
+                guard persist(collected, journal: journal) else { return }
+            }
             for effects in collected {
                 release(effects)
                 if isStopped { return }
@@ -1134,6 +1144,7 @@ public actor ReplicaNode {
         if let store {
             do {
                 try store.resetJournal(silentThrough: max(silentThrough, nextRound))
+                journalBuffer = []
             } catch {
                 storageFailure = error
                 logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])

@@ -130,8 +130,8 @@ public final class ReplicaStore: @unchecked Sendable {
     /// This boot's identity (Linux: /proc/sys/kernel/random/boot_id); nil where unknown, and then every
     /// journal commit is fsynced.
     private let boot: String?
-    /// The `synchronous` setting of the connection now (journal-only commits skip the fsync).
-    private var synchronousFull = true
+    /// The protocol journal's segment files (`JournalFile`), in the folder `path + ".journal"`.
+    private let journal: JournalFile
 
     /// Opens (creating if absent) the database at `path` for `owner`.
     ///
@@ -204,7 +204,22 @@ public final class ReplicaStore: @unchecked Sendable {
         lastRound = last
         self.reseeding = reseeding
         self.boot = boot
-        (randomSeed, journalTrusted) = try queue.write { db throws -> ([UInt8], Bool) in
+        // The journal is trusted if it was written in this boot (or with every append fsynced: ""). If not,
+        // the silence goes to disk first and the journal is deleted unread (it may be garbled), so a crash
+        // in between leaves both, which is safe.
+        let folder = path + ".journal"
+        let written = try queue.read { db in try String.fetchOne(db, sql: "SELECT boot FROM progress WHERE id = 1") } ?? ""
+        let trusted = written.isEmpty || written == boot || !JournalFile.hasEntries(folder: folder)
+        if !trusted {
+            try queue.write { db in
+                try db.execute(
+                    sql: "UPDATE progress SET silentThrough = MAX(silentThrough, sendHorizon) WHERE id = 1")
+            }
+            JournalFile.discard(folder: folder)
+        }
+        journalTrusted = trusted
+        self.journal = try JournalFile.open(folder: folder, syncEachAppend: boot == nil).0
+        randomSeed = try queue.write { db throws -> [UInt8] in
             var seed = (try Data.fetchOne(db, sql: "SELECT seed FROM progress WHERE id = 1")).map(Array.init) ?? []
             if seed.isEmpty {
                 var generator = SystemRandomNumberGenerator()
@@ -213,17 +228,8 @@ public final class ReplicaStore: @unchecked Sendable {
             } else if seed.count != 32 {
                 throw StoreError.corrupted(path: path, detail: "the random seed is \(seed.count) bytes")
             }
-            // "" : the last run fsynced every commit (boot unknown), so its journal is complete.
-            let written = try String.fetchOne(db, sql: "SELECT boot FROM progress WHERE id = 1") ?? ""
-            let entries = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0
-            let trusted = entries == 0 || written.isEmpty || written == boot
-            if !trusted {
-                try db.execute(
-                    sql: "UPDATE progress SET silentThrough = MAX(silentThrough, sendHorizon) WHERE id = 1")
-                try db.execute(sql: "DELETE FROM journal")
-            }
             try db.execute(sql: "UPDATE progress SET boot = ? WHERE id = 1", arguments: [boot ?? ""])
-            return (seed, trusted)
+            return seed
         }
     }
 
@@ -241,16 +247,20 @@ public final class ReplicaStore: @unchecked Sendable {
         try? queue.close()
     }
 
+    /// Bytes of the protocol journal on disk.
+    public var journalBytes: Int { journal.byteCount }
+
     // MARK: Writing
 
-    /// Appends delivered rounds, raises the send horizon to at least `sendHorizon`, appends `journal` and
-    /// deletes the journal entries of rounds below `journalKeptFrom`, in one transaction (group commit: a
-    /// call may carry several rounds).
+    /// Appends `journal` to the protocol journal, then appends delivered rounds and raises the send
+    /// horizon to at least `sendHorizon` in one transaction (group commit: a call may carry several rounds),
+    /// then deletes the journal segments of rounds below `journalKeptFrom` if rounds were delivered.
     ///
-    /// A transaction with delivered rounds or a higher horizon is on disk when this returns (fsynced): a
-    /// reply may follow it. One that only adds journal entries is written without fsync where the boot is
-    /// known (`journalTrusted` says why that is enough), so that journaling every protocol input costs a
-    /// write, not a disk flush.
+    /// Delivered rounds and a higher horizon are on disk when this returns (fsynced): a reply may follow.
+    /// Journal entries are written without fsync where the boot is known (`journalTrusted` says why that is
+    /// enough), so that journaling every protocol input costs a write, not a disk flush. The journal goes
+    /// first: a crash between the two leaves a journal of rounds the log does not have yet, which a restart
+    /// replays.
     ///
     /// Rounds must continue the log without gaps or repeats: anything else is a bug in the caller and is
     /// refused (`outOfOrder`) before anything is written.
@@ -265,44 +275,10 @@ public final class ReplicaStore: @unchecked Sendable {
             expected += 1
         }
         let horizon = max(self.sendHorizon, sendHorizon)
-        guard !entries.isEmpty || horizon > self.sendHorizon || !journal.isEmpty else { return }
-        let full = !entries.isEmpty || horizon > self.sendHorizon || boot == nil
+        try self.journal.append(journal)
+        guard !entries.isEmpty || horizon > self.sendHorizon else { return }
         do {
-            try queue.writeWithoutTransaction { db in
-                if full != synchronousFull {
-                    try db.execute(sql: full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
-                    synchronousFull = full
-                }
-                try db.inTransaction {
-                    try write(db, entries: entries, horizon: horizon, journal: journal, journalKeptFrom: journalKeptFrom)
-                    return .commit
-                }
-            }
-        } catch {
-            throw ReplicaStore.classify(error, path: path, while: "committing")
-        }
-        lastRound = expected - 1
-        self.sendHorizon = horizon
-    }
-
-    private func write(
-        _ db: Database, entries: [LogEntry], horizon: UInt64, journal: [JournalRecord], journalKeptFrom: UInt64
-    ) throws {
-                if !journal.isEmpty {
-                    var seq = UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM journal") ?? 0)
-                    let insert = try db.cachedStatement(
-                        sql: "INSERT INTO journal (seq, round, entry, checksum) VALUES (?, ?, ?, ?)")
-                    for record in journal {
-                        seq += 1
-                        try insert.execute(arguments: [
-                            Int64(seq), Int64(record.round), Data(record.entry),
-                            Data(ReplicaStore.journalChecksum(seq: seq, record)),
-                        ])
-                    }
-                }
-                if journalKeptFrom > 0, !entries.isEmpty {
-                    try db.execute(sql: "DELETE FROM journal WHERE round < ?", arguments: [Int64(journalKeptFrom)])
-                }
+            try queue.write { db in
                 for entry in entries {
                     try db.execute(
                         sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
@@ -314,11 +290,13 @@ public final class ReplicaStore: @unchecked Sendable {
                 if horizon > self.sendHorizon {
                     try db.execute(sql: "UPDATE progress SET sendHorizon = ? WHERE id = 1", arguments: [Int64(horizon)])
                 }
-    }
-
-    /// The checksum of a journal row: its position, round and entry, so a row moved or renumbered fails.
-    static func journalChecksum(seq: UInt64, _ record: JournalRecord) -> [UInt8] {
-        checksum(kind: "journal/\(record.round)", round: seq, record.entry)
+            }
+        } catch {
+            throw ReplicaStore.classify(error, path: path, while: "committing")
+        }
+        lastRound = expected - 1
+        self.sendHorizon = horizon
+        if !entries.isEmpty, journalKeptFrom > 0 { self.journal.prune(keptFrom: journalKeptFrom) }
     }
 
     /// Drops the journal and makes rounds up to `silentThrough` silent after a restart: the node replaced
@@ -327,7 +305,6 @@ public final class ReplicaStore: @unchecked Sendable {
     public func resetJournal(silentThrough: UInt64) throws(StoreError) {
         do {
             try queue.write { db in
-                try db.execute(sql: "DELETE FROM journal")
                 try db.execute(
                     sql: "UPDATE progress SET silentThrough = MAX(silentThrough, ?) WHERE id = 1",
                     arguments: [Int64(silentThrough)])
@@ -335,6 +312,7 @@ public final class ReplicaStore: @unchecked Sendable {
         } catch {
             throw ReplicaStore.classify(error, path: path, while: "resetting the journal")
         }
+        journal.removeAll()
     }
 
     /// Replaces the snapshot with `snapshot` and deletes the log rounds at or below
@@ -393,8 +371,6 @@ public final class ReplicaStore: @unchecked Sendable {
                 try db.execute(
                     sql: "UPDATE progress SET sendHorizon = ?, reseeding = 0, silentThrough = MAX(silentThrough, ?) WHERE id = 1",
                     arguments: [Int64(horizon), Int64(horizon)])
-                // The instance after the checkpoint is a new one, silent up to the horizon.
-                try db.execute(sql: "DELETE FROM journal")
             }
         } catch {
             throw ReplicaStore.classify(error, path: path, while: "installing a checkpoint")
@@ -402,6 +378,8 @@ public final class ReplicaStore: @unchecked Sendable {
         lastRound = snapshot.round
         self.sendHorizon = horizon
         reseeding = false
+        // The instance after the checkpoint is a new one, silent up to the horizon (now on disk).
+        journal.removeAll()
     }
 
     private static func replaceSnapshot(_ db: Database, _ snapshot: Snapshot) throws {
@@ -429,8 +407,11 @@ public final class ReplicaStore: @unchecked Sendable {
 
     // MARK: Reading
 
-    /// The snapshot, the log, and the send horizon, each row's checksum verified.
-    public func recover() throws(StoreError) -> Recovery {
+    /// The snapshot, the log, the send horizon and the protocol journal, each row's and entry's checksum
+    /// verified.
+    public func recover() throws(StoreError) -> Recovery { try recoverWithJournal() }
+
+    private func recoverTables() throws(StoreError) -> Recovery {
         do {
             return try queue.read { db in
                 var snapshot: Snapshot?
@@ -470,11 +451,8 @@ public final class ReplicaStore: @unchecked Sendable {
                 let horizon = try UInt64.fetchOne(db, sql: "SELECT sendHorizon FROM progress WHERE id = 1") ?? 0
                 let reseeding = try Bool.fetchOne(db, sql: "SELECT reseeding FROM progress WHERE id = 1") ?? false
                 let silentThrough = try UInt64.fetchOne(db, sql: "SELECT silentThrough FROM progress WHERE id = 1") ?? 0
-                var journal = [JournalRecord]()
-                let entries = try Row.fetchCursor(db, sql: "SELECT seq, round, entry, checksum FROM journal ORDER BY seq")
-                while let row = try entries.next() { journal.append(try ReplicaStore.journalRecord(row, path: path)) }
                 return Recovery(
-                    snapshot: snapshot, log: log, sendHorizon: horizon, journal: journal, silentThrough: silentThrough,
+                    snapshot: snapshot, log: log, sendHorizon: horizon, silentThrough: silentThrough,
                     certificate: certificate, reseeding: reseeding)
             }
         } catch {
@@ -482,25 +460,11 @@ public final class ReplicaStore: @unchecked Sendable {
         }
     }
 
-    /// A journal row, its checksum verified.
-    private static func journalRecord(_ row: Row, path: String) throws -> JournalRecord {
-        let seq: Int64? = row["seq"]
-        let round: Int64? = row["round"]
-        let entry: Data? = row["entry"]
-        let stored: Data? = row["checksum"]
-        guard let seq, seq > 0, let round, round >= 0, let entry, let stored else {
-            throw StoreError.corrupted(path: path, detail: "a journal row has no valid position, round or entry")
-        }
-        let record = JournalRecord(round: UInt64(round), entry: Array(entry))
-        guard Array(stored) == journalChecksum(seq: UInt64(seq), record) else {
-            throw StoreError.corrupted(path: path, detail: "checksum mismatch in journal entry \(seq)")
-        }
-        return record
-    }
-
-    /// Journal entries held (bounded by the rounds a protocol instance keeps).
-    public var journalCount: Int {
-        (try? queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal") ?? 0 }) ?? 0
+    /// `recover()` with the journal read from its segments.
+    private func recoverWithJournal() throws(StoreError) -> Recovery {
+        var recovery = try recoverTables()
+        recovery.journal = try JournalFile.open(folder: journal.folder, syncEachAppend: true).1
+        return recovery
     }
 
     /// Sizes for logs and benchmarks: rows in the log, bytes of the snapshot.
@@ -561,18 +525,11 @@ public final class ReplicaStore: @unchecked Sendable {
                     UPDATE header SET schemaVersion = 2;
                     """)
         }
-        // Stage 2 (docs/DURABILITY.md): the protocol journal, the seed of the replica's protocol randomness,
-        // the boot the journal was written in, and the rounds to stay silent in after a restart.
+        // Stage 2 (docs/DURABILITY.md): the seed of the replica's protocol randomness, the boot the journal
+        // (`JournalFile`, beside the database) was written in, and the rounds to stay silent in after a restart.
         migrator.registerMigration("v3") { db in
             try db.execute(
                 sql: """
-                    CREATE TABLE journal (
-                        seq INTEGER PRIMARY KEY,
-                        round INTEGER NOT NULL,
-                        entry BLOB NOT NULL,
-                        checksum BLOB NOT NULL
-                    );
-                    CREATE INDEX journal_round ON journal (round);
                     ALTER TABLE progress ADD COLUMN seed BLOB;
                     ALTER TABLE progress ADD COLUMN boot TEXT;
                     ALTER TABLE progress ADD COLUMN silentThrough INTEGER NOT NULL DEFAULT 0;
@@ -607,8 +564,6 @@ public final class ReplicaStore: @unchecked Sendable {
                 _ = try verified(row, kind: table, round: try round(row, path: path), column: column, path: path)
             }
         }
-        let journal = try Row.fetchCursor(db, sql: "SELECT seq, round, entry, checksum FROM journal")
-        while let row = try journal.next() { _ = try journalRecord(row, path: path) }
         let snapshots = try Row.fetchCursor(db, sql: "SELECT round, state, checksum, format FROM snapshot")
         while let row = try snapshots.next() {
             let format: Int = row["format"] ?? 1

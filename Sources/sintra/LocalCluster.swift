@@ -124,14 +124,19 @@ final class LocalCluster {
         return kilobytes * 1024
     }
 
-    /// Bytes of the files in replica `index`'s data folder (replica-I.data), nil if it has none.
+    /// Bytes of the files in replica `index`'s data folder (replica-I.data) and its subfolders (the
+    /// protocol journal's segments), nil if it has none.
     func dataBytes(_ index: Int) -> Int? {
         let path = folder + "/replica-\(index).data"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return nil }
-        return names.reduce(0) { total, name in
+        guard let files = FileManager.default.enumerator(atPath: path) else { return nil }
+        var total = 0
+        for case let name as String in files {
             let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + name)
-            return total + ((attributes?[.size] as? NSNumber)?.intValue ?? 0)
+            if attributes?[.type] as? FileAttributeType == .typeRegular {
+                total += (attributes?[.size] as? NSNumber)?.intValue ?? 0
+            }
         }
+        return total
     }
 
     /// The statistics replica `index` last wrote, nil if it wrote none yet.

@@ -324,8 +324,8 @@ import Testing
         ReplicaStore.JournalRecord(round: round, entry: [tag, UInt8(truncatingIfNeeded: round), 1, 2, 3])
     }
 
-    /// Entries come back in the order written; a commit with delivered rounds deletes the entries of rounds
-    /// below `journalKeptFrom`; the seed is made once and kept.
+    /// Entries come back in the order written, across segments; a commit with delivered rounds deletes the
+    /// segments whose entries are all of rounds below `journalKeptFrom`; the seed is made once and kept.
     @Test func theJournalKeepsItsOrderAndIsPrunedWithDeliveries() throws {
         let folder = try Folder()
         let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
@@ -334,17 +334,26 @@ import Testing
         try store.commit([], sendHorizon: 0, journal: [Self.record(2, 1), Self.record(1, 2), Self.record(3, 3)])
         try store.commit([], sendHorizon: 0, journal: [Self.record(2, 4)])
         #expect(try store.recover().journal == [Self.record(2, 1), Self.record(1, 2), Self.record(3, 3), Self.record(2, 4)])
-        // Without a delivered round nothing is pruned; with one, rounds below 2 go.
-        try store.commit([], sendHorizon: 0, journal: [], journalKeptFrom: 2)
-        #expect(store.journalCount == 4)
-        try store.commit([ReplicaStoreTests.entry(1)], sendHorizon: 1, journal: [Self.record(4, 5)], journalKeptFrom: 2)
+        // The last segment is never deleted: a commit with a delivered round keeps it.
+        try store.commit([ReplicaStoreTests.entry(1)], sendHorizon: 1, journal: [Self.record(4, 5)], journalKeptFrom: 9)
+        #expect(try store.recover().journal.count == 5)
+        // Fill a segment with rounds 10..., so that a later segment starts; then prune below 20.
+        let big = (0..<5).map { ReplicaStore.JournalRecord(round: 10 + UInt64($0), entry: [UInt8](repeating: 7, count: 1 << 20)) }
+        try store.commit([], sendHorizon: 0, journal: big)
+        try store.commit([], sendHorizon: 0, journal: [Self.record(30, 6)])
+        let before = store.journalBytes
+        try store.commit([ReplicaStoreTests.entry(2)], sendHorizon: 2, journal: [], journalKeptFrom: 20)
+        #expect(store.journalBytes < before - (4 << 20))
         store.close()
         let reopened = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
         #expect(reopened.journalTrusted)
         #expect(reopened.randomSeed == seed)
         let recovery = try reopened.recover()
-        #expect(recovery.journal == [Self.record(2, 1), Self.record(3, 3), Self.record(2, 4), Self.record(4, 5)])
+        #expect(recovery.journal == [Self.record(30, 6)])
         #expect(recovery.silentThrough == 0)
+        // Positions go on after the pruned segments.
+        try reopened.commit([], sendHorizon: 0, journal: [Self.record(31, 7)])
+        #expect(try reopened.recover().journal == [Self.record(30, 6), Self.record(31, 7)])
         reopened.close()
     }
 
@@ -380,22 +389,46 @@ import Testing
         later.close()
     }
 
-    /// A flipped bit in a journal entry, or an entry moved to another round, is found at open.
+    /// The one segment file of a store's journal.
+    static func segment(_ folder: Folder) throws -> String {
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path() + ".journal")
+        #expect(names.count == 1)
+        return folder.path() + ".journal/" + names[0]
+    }
+
+    /// A torn last entry (a crash in the middle of an append) is cut off at open: nothing that followed
+    /// from it was sent. The entries before it stay, and new ones follow them.
+    @Test func aTornLastEntryIsCutOff() throws {
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        try store.commit([], sendHorizon: 0, journal: [Self.record(2, 1), Self.record(2, 2)])
+        store.close()
+        let path = try Self.segment(folder)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: path))
+        let reopened = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        #expect(try reopened.recover().journal == [Self.record(2, 1)])
+        try reopened.commit([], sendHorizon: 0, journal: [Self.record(3, 3)])
+        #expect(try reopened.recover().journal == [Self.record(2, 1), Self.record(3, 3)])
+        reopened.close()
+    }
+
+    /// A flipped bit in an entry that is not the last one is damage, found at open.
     @Test func aDamagedJournalEntryIsFoundAtOpen() throws {
-        for damage in ["UPDATE journal SET entry = X'00' WHERE seq = 2", "UPDATE journal SET round = 9 WHERE seq = 1"] {
-            let folder = try Folder()
-            let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
-            try store.commit([], sendHorizon: 0, journal: [Self.record(2, 1), Self.record(2, 2)])
-            store.close()
-            let queue = try DatabaseQueue(path: folder.path())
-            try queue.write { db in try db.execute(sql: damage) }
-            try queue.close()
-            ReplicaStoreTests.expectError({
-                if case .corrupted(_, let detail) = $0 { return detail.contains("journal entry") }
-                return false
-            }) { () throws(StoreError) in
-                _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
-            }
+        let folder = try Folder()
+        let store = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
+        try store.commit([], sendHorizon: 0, journal: [Self.record(2, 1), Self.record(2, 2)])
+        try store.commit([], sendHorizon: 0, journal: [Self.record(2, 3)])
+        store.close()
+        let path = try Self.segment(folder)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[22] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        ReplicaStoreTests.expectError({
+            if case .corrupted(_, let detail) = $0 { return detail.contains("journal entry 1") }
+            return false
+        }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: Self.owner, boot: "boot-a")
         }
     }
 
