@@ -474,7 +474,14 @@ public actor ReplicaNode {
                 continue
             }
             if instance.knows(submission.digest) {
-                submission.resolve(.queued(.duplicate))
+                // Pending here (verified before it was queued): its reply follows execution. Known but never
+                // verified: delivered and skipped at execution (a forgery a Byzantine proposer ordered), so
+                // it is checked again, to be refused with its reason instead of left unanswered.
+                if execution.authenticator.isVerified(digest: submission.digest) {
+                    submission.resolve(.queued(.duplicate))
+                } else {
+                    toVerify.append(submission)
+                }
                 continue
             }
             if submission.overdue || deferred.count >= Self.deferredCountMax

@@ -11,7 +11,10 @@ struct ClientCommand: AsyncParsableCommand {
         abstract: "Run one operation on a SintraKV cluster: put K V | get K | delete K | cas K OLD NEW | scan FROM TO.",
         discussion: """
             The request goes to every replica; the result is printed once t + 1 replicas sent the same one. \
-            For cas, OLD may be '-' for "the key must be absent".
+            For cas, OLD may be '-' for "the key must be absent". If the replicas refuse the request (t + 1 for \
+            one reason, or too many for a result to come) or too few answer in time, the reason is printed and \
+            the exit status is 75 (EX_TEMPFAIL) when trying again may succeed (queue-full, unavailable, a \
+            timeout), 1 when it will not (invalid-signature, invalid-public-key, too-large, malformed, stale).
             """)
 
     @Option(name: .long, help: "Path of cluster.json.")
@@ -58,9 +61,13 @@ struct ClientCommand: AsyncParsableCommand {
             print(Self.describe(result))
         } catch let failure as SintraClient.Failure {
             await client.close()
-            throw ClientFailure(description: "\(failure)")
+            FileHandle.standardError.write(Data("Error: \(failure)\n".utf8))
+            throw ExitCode(Self.exitStatus(for: failure))
         }
     }
+
+    /// EX_TEMPFAIL (sysexits.h) for a failure that a later try may not have, 1 for one it will.
+    static func exitStatus(for failure: SintraClient.Failure) -> Int32 { failure.isRetryable ? 75 : 1 }
 
     static let keyFileHeader = "sintra-client-key-v1"
 

@@ -1,4 +1,5 @@
 import Foundation
+import SintraClient
 import SintraReplica
 import Testing
 
@@ -42,5 +43,20 @@ import Testing
         try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: folder + "/bad.key"))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: folder + "/bad.key")
         #expect(throws: (any Error).self) { try ClientCommand.loadOrCreateKey(folder + "/bad.key") }
+    }
+
+    /// What `sintra client` prints and returns for a refusal: the reason, what it means, and whether to retry.
+    @Test func refusalsArePrintedWithTheirMeaningAndExitStatus() {
+        let overloaded = SintraClient.Failure.refused(.queueFull)
+        #expect("\(overloaded)".contains("queue-full") && "\(overloaded)".contains("retry later"))
+        #expect(ClientCommand.exitStatus(for: overloaded) == 75)
+        #expect(ClientCommand.exitStatus(for: .refused(.unavailable)) == 75)
+        #expect(ClientCommand.exitStatus(for: .timeout(seconds: 5, replies: 1, needed: 2)) == 75)
+        let forged = SintraClient.Failure.refused(.invalidSignature)
+        #expect("\(forged)".contains("invalid-signature") && "\(forged)".contains("not executed"))
+        for reason in RefusalReason.allCases where !reason.isRetryable {
+            #expect(ClientCommand.exitStatus(for: .refused(reason)) == 1)
+            #expect("\(SintraClient.Failure.refused(reason))".contains("not executed"))
+        }
     }
 }

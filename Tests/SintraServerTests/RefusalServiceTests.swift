@@ -45,6 +45,15 @@ import Testing
             service.listeners.allSatisfy { $0.statistics.refusedByReason == [.tooLarge: 1, .invalidSignature: 1] }
         }
         #expect(refusedEverywhere, "\(service.listeners.map { $0.statistics.refusedByReason })")
+        // A request record that does not decode but names a key and a sequence number: its sender is told
+        // (here the operation's length is over the bound: too large), then the connection is closed.
+        let stranger = ClientKey.generate()
+        let raw = try await RawClientConnection(to: service.endpoints[1])
+        try await raw.send(bytes: [1] + stranger.publicKey + [0, 0, 0, 0, 0, 0, 0, 9] + [0xff, 0xff, 0xff, 0xff])
+        #expect(
+            try await raw.record(0) == .refusal(ClientRefusal(client: stranger.client, sequence: 9, reason: .tooLarge)))
+        #expect(await eventually(within: 120) { service.listeners[1].statistics.malformedRecords == 1 })
+        await raw.close()
         await client.close()
         await service.shutdown()
     }
@@ -129,7 +138,12 @@ final class RawClientConnection: Sendable {
     }
 
     func send(_ record: ClientRecord) async throws {
-        try await channel.writeAndFlush(ClientRecordDecoder.record(record.encoded, allocator: channel.allocator))
+        try await send(bytes: record.encoded)
+    }
+
+    /// Sends `bytes` as one record, whatever they are.
+    func send(bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ClientRecordDecoder.record(bytes, allocator: channel.allocator))
     }
 
     /// The replica's `number`th record (from 0), waiting for it up to `seconds`; nil if none came.
