@@ -73,9 +73,11 @@ public enum RestartMode: String, Sendable, Hashable, Codable {
     /// stage 1 of durability claims to be live with. Every check applies, liveness included.
     case withinBound
     /// t Byzantine nodes, and more than t honest nodes (t + 1 up to all of them) crash at about the same
-    /// step, some again later. Safety is checked as always; liveness is not promised (a round in flight at
-    /// more than t restarting nodes may never finish), so a required request missing at the end is a
-    /// stall, reported apart from the violations.
+    /// step, some again later. Safety is checked as always. Liveness is promised only by durability stage 2
+    /// (replicas replay their journal, and peers send a restarted one their messages of the rounds it asks
+    /// for again); without the journal (`--no-journal`) a round in flight at more than t restarting nodes
+    /// may never finish. A required request missing at the end is counted as a stall, reported apart from
+    /// the violations, so that the two stages can be compared.
     case beyondBound
 }
 

@@ -27,7 +27,7 @@ public struct AdversarySummary: Sendable, Codable {
     public let order: OrderSummary?
     /// Crashes and restarts of honest nodes over all runs (the `restart` adversaries).
     public let restarts: Int
-    /// Runs that stalled where liveness was not promised (`restart-many`), and their first findings.
+    /// Runs with more than t nodes restarting (`restart-many`) that stalled, and their first findings.
     public let stalledRuns: Int
     public let stalls: [String]
 
@@ -126,7 +126,7 @@ public struct SimulationSummary: Sendable, Codable {
             if summary.restarts > 0 {
                 lines.append(
                     "              restarts of honest nodes \(summary.restarts); stalled runs \(summary.stalledRuns)"
-                        + (summary.stalledRuns > 0 ? " (liveness not promised beyond t restarting)" : ""))
+                        + (summary.stalledRuns > 0 ? " (live beyond t restarting only with the journal, stage 2)" : ""))
                 for stall in summary.stalls { lines.append("    stall \(stall)") }
             }
             if !summary.faults.isEmpty {

@@ -64,8 +64,8 @@ public struct RunResult: Sendable, Codable {
     /// Honest nodes that crashed and restarted (the `restart` adversaries), and what happened to them.
     public let crashers: [Int]
     public let restarts: [String]
-    /// Liveness findings of a run in which liveness was not promised (more than t nodes restarting):
-    /// a stall, not a violation.
+    /// Liveness findings of a run with more than t nodes restarting (`restart-many`): a stall, counted
+    /// apart from the violations.
     public let stalls: [String]
 
     public struct FaultCount: Sendable, Codable, Hashable {
@@ -199,7 +199,8 @@ public struct Simulation<P: SimulatedProtocol> {
             guarantees: guarantees,
             terminationStepsMax: adapter.terminationStepsMax(context: context) + byzantineBudget)
         var findings = Checkers.check(observation)
-        // Beyond the restart bound liveness is not promised: a missing delivery is a stall, not a violation.
+        // Beyond the restart bound a missing delivery is counted as a stall, apart from the violations: stage 1
+        // (`--no-journal`) does not promise liveness there, stage 2 does (its tests expect no stall).
         var stalls = [String]()
         // The liveness findings are exactly those of `Checkers.lostItems` (a required request missing at an
         // honest node, or late); every other finding stays a violation.

@@ -67,6 +67,16 @@ extension AtomicBroadcast {
         private var catchUpHorizon: UInt64 = 0
         /// Rounds delivered through catch-up instead of agreement.
         public private(set) var caughtUpRoundCount = 0
+        /// This party's binding messages (queues, agreement messages) with their recipients, by round, for the
+        /// rounds whose agreements it keeps (from `round` − `futureRoundWindow` − 1 on, as `agreements`): sent
+        /// again to a peer that asks for one of those rounds before this party delivered it
+        /// (docs/DURABILITY.md, "Stage 2": a peer that crashed lost what was in flight to it).
+        private var sentBinding: [UInt64: [Outgoing<Message>]] = [:]
+        /// Resends per round and peer, at most `Limits.catchUpAnswersPerPeerMax` each; only rounds in
+        /// `sentBinding` have entries, so at most (window + 2) × n.
+        private var resent: [UInt64: [Int: Int]] = [:]
+        /// Own messages sent again to peers that asked for a round not delivered here.
+        public private(set) var resentMessageCount = 0
         /// Rounds up to this one are silent: this party may have sent messages in them before a restart and
         /// has forgotten what, so it sends no queue and takes no part in their agreements (it could
         /// contradict itself); it delivers them by catch-up only. 0 for a party that never restarted.
@@ -135,6 +145,7 @@ extension AtomicBroadcast {
                 for digest in digests { delivered[digest] = digestRound }
             }
             for entry in resumption.journal { replay(entry) }
+            keep(replayed.messages)
         }
 
         /// Applies one journal entry as it was applied before the restart, collecting the messages it makes
@@ -293,7 +304,9 @@ extension AtomicBroadcast {
                 var agreement = agreements[agreementRound] ?? makeAgreement(agreementRound)
                 let child = agreement.handle(inner, from: node)
                 agreements[agreementRound] = agreement
-                effects.append(child.lifted(message: { .agreement(round: agreementRound, $0) }, output: { _ in nil }))
+                let lifted = child.lifted(message: { Message.agreement(round: agreementRound, $0) }, output: { _ -> Output? in nil })
+                keep(lifted.messages)
+                effects.append(lifted)
             case .catchUpRequest(let requestedRound):
                 answerCatchUp(requestedRound, to: node, &effects)
             case .catchUpResponse(let answeredRound, let highestRound, let batch):
@@ -322,6 +335,7 @@ extension AtomicBroadcast {
         private mutating func answerCatchUp(_ requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>) {
             if requestedRound >= round, node != me {
                 catchUpWaiting[node] = requestedRound
+                resendOwnMessages(of: requestedRound, to: node, &effects)
                 return
             }
             guard node != me, let batch = deliveredBatches[requestedRound],
@@ -329,6 +343,36 @@ extension AtomicBroadcast {
             else { return }
             catchUpAnswered[requestedRound, default: [:]][node, default: 0] += 1
             effects.send(.catchUpResponse(round: requestedRound, highestRound: round - 1, batch: batch), to: .node(node))
+        }
+
+        /// Remembers this party's binding messages among `messages` for `resendOwnMessages`.
+        private mutating func keep(_ messages: [Outgoing<Message>]) {
+            for outgoing in messages {
+                guard let bindingRound = AtomicBroadcast.bindingRound(of: outgoing.message) else { continue }
+                sentBinding[bindingRound, default: []].append(outgoing)
+            }
+        }
+
+        /// Sends `node` again this party's binding messages of `requestedRound` that went to it (to all, or
+        /// to it alone), a round this party has not delivered yet. Why: a peer that crashed lost the
+        /// messages in flight to it, and a party that did not crash sends nothing of a round twice; with
+        /// more than t parties restarted in the same round, each may then wait for ever for what only the
+        /// others had sent (docs/DURABILITY.md, "Stage 2", restarts beyond t). A restarted party asks for
+        /// each round up to `futureRoundWindow` past its first one when it enters it (`catchUpHorizon`), so
+        /// this covers every round whose messages it can have lost. The peer drops what it already has: a
+        /// byte-equal queue or agreement message is no new input. At most `catchUpAnswersPerPeerMax` times
+        /// per round and peer, so a Byzantine peer's requests cost a bounded number of messages.
+        private mutating func resendOwnMessages(
+            of requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>
+        ) {
+            guard let messages = sentBinding[requestedRound],
+                resent[requestedRound, default: [:]][node, default: 0] < limits.catchUpAnswersPerPeerMax
+            else { return }
+            resent[requestedRound, default: [:]][node, default: 0] += 1
+            for outgoing in messages where outgoing.recipient == .all || outgoing.recipient == .node(node) {
+                resentMessageCount += 1
+                effects.send(outgoing.message, to: .node(node))
+            }
         }
 
         /// Delivers round r from catch-up answers once t + 1 parties sent the same batch: one of them is
@@ -380,6 +424,7 @@ extension AtomicBroadcast {
                     sentQueue.insert(round)
                     let queue = signedQueue()
                     if journaling { journal.append(.sentQueue(round: round, queue)) }
+                    keep([Outgoing(.queue(round: round, queue), to: .all)])
                     effects.broadcast(.queue(round: round, queue))
                 }
                 if mayTakePart(in: round), !proposedRound.contains(round), let collected = queues[round],
@@ -393,7 +438,9 @@ extension AtomicBroadcast {
                     let child = agreement.propose(value)
                     agreements[round] = agreement
                     let current = round
-                    effects.append(child.lifted(message: { .agreement(round: current, $0) }, output: { _ in nil }))
+                    let lifted = child.lifted(message: { Message.agreement(round: current, $0) }, output: { _ -> Output? in nil })
+                    keep(lifted.messages)
+                    effects.append(lifted)
                 }
                 guard let decision = agreements[round]?.output else { return }
                 deliver(decision.value, &effects)
@@ -472,6 +519,8 @@ extension AtomicBroadcast {
             sentQueue = sentQueue.filter { $0 >= round }
             proposedRound = proposedRound.filter { $0 >= round }
             agreements = agreements.filter { $0.key + limits.futureRoundWindow + 1 >= round }
+            sentBinding = sentBinding.filter { $0.key + limits.futureRoundWindow + 1 >= round }
+            resent = resent.filter { $0.key + limits.futureRoundWindow + 1 >= round }
             if round > limits.deliveredMemoryRounds {
                 let oldest = round - limits.deliveredMemoryRounds
                 delivered = delivered.filter { $0.value >= oldest }
