@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,14 +19,27 @@ public enum LoopbackPorts {
     /// The lowest base port tried.
     public static let lowest = 10_000
 
-    /// A base port such that the member, client and metrics ports of `replicas` replicas are all free now.
+    /// Ports this process handed out already. Parallel test suites each start clusters: two random bases
+    /// can overlap, both probe free, and the second cluster to bind fails. A port handed out is never handed
+    /// out again by this process (a test process uses a few hundred).
+    private static let handedOut = NIOLockedValueBox(Set<Int>())
+
+    /// A base port such that the member, client and metrics ports of `replicas` replicas are all free now
+    /// and were not handed out before by this process.
     public static func findBase(replicas: Int, attempts: Int = 500) -> Int? {
         let span = 2 * ClientPorts.offset + replicas
         let highest = ephemeralLow() - span
         guard highest > lowest else { return nil }
         for _ in 0..<attempts {
             let base = Int.random(in: lowest...highest)
-            if ports(base: base, replicas: replicas).allSatisfy(isFree) { return base }
+            let candidates = ports(base: base, replicas: replicas)
+            let reserved = handedOut.withLockedValue { taken in
+                guard candidates.allSatisfy({ !taken.contains($0) }) else { return false }
+                taken.formUnion(candidates)
+                return true
+            }
+            guard reserved else { continue }
+            if candidates.allSatisfy(isFree) { return base }
         }
         return nil
     }
