@@ -95,6 +95,7 @@ import Testing
         #expect(done)
         var submissionChecks = 0
         var deferred = 0
+        var overdue = 0
         for (offset, node) in cluster.nodes.enumerated() {
             let statistics = await node.statistics
             #expect(statistics.refusedRequests == [.invalidSignature: 1], "replica \(offset + 1)")
@@ -105,9 +106,13 @@ import Testing
             #expect((41...45).contains(checks), "replica \(offset + 1): \(statistics)")
             submissionChecks += statistics.submissionVerifications
             deferred += statistics.deferredRequests
+            overdue += statistics.overdueRequests
         }
-        // Not every replica checks every request at submission any more (it was 4 × 41).
-        #expect(submissionChecks <= 3 * 41)
+        // Not every replica checks every request at submission any more (it was 4 × 41): only first proposers
+        // do, and the others for requests held longer than `deferredPatience`. Those overdue checks depend on
+        // timing (a whole test run on a loaded machine starved this test for minutes and made 48 requests
+        // overdue), so they are not counted against the bound.
+        #expect(submissionChecks - overdue <= 3 * 41, "\(submissionChecks) checks, \(overdue) overdue")
         #expect(deferred > 0)
         let chains = await cluster.nodes.asyncMap { await $0.executionChain }
         #expect(Set(chains).count == 1)
