@@ -82,7 +82,11 @@ public final class ClientListener: Sendable {
     private let state = NIOLockedValueBox(RouterState())
 
     struct RouterState {
-        var routes: [[UInt8]: ConnectionRoute] = [:]
+        /// Each client's connections that sent one of its authentic requests, newest last, at most
+        /// `routesPerClientMax`: replies go to all of them. One route per client (the latest) let a Byzantine
+        /// replica that copied a client's signed request here first, on its own connection, take the client's
+        /// replies (the client's own copy, a duplicate then, did not move the route back).
+        var routes: [[UInt8]: [ConnectionRoute]] = [:]
         var connections = 0
         /// Connections in their TLS handshake, by source address (entries with a count of 0 are removed).
         var handshaking: [String: Int] = [:]
@@ -149,8 +153,10 @@ public final class ClientListener: Sendable {
             handshake.finish()
             self.state.withLockedValue { state in
                 state.connections -= 1
-                for client in route.clients.withLockedValue({ $0 }) where state.routes[client] === route {
-                    state.routes[client] = nil
+                for client in route.clients.withLockedValue({ $0 }) {
+                    guard var routes = state.routes[client] else { continue }
+                    routes.removeAll { $0 === route }
+                    state.routes[client] = routes.isEmpty ? nil : routes
                 }
             }
         }
@@ -266,13 +272,20 @@ public final class ClientListener: Sendable {
         return true
     }
 
-    /// Routes `client`'s replies to `route` (the connection of its latest authentic request).
+    /// Connections a client's replies go to at most (`RouterState.routes`).
+    static let routesPerClientMax = 4
+
+    /// Routes `client`'s replies to `route` too (a connection that sent one of its authentic requests); the
+    /// oldest of more than `routesPerClientMax` routes is dropped.
     private func setRoute(of client: [UInt8], to route: ConnectionRoute) {
         guard route.channel.isActive else { return }
         state.withLockedValue { state in
-            guard state.routes[client] !== route else { return }
-            guard state.routes.count < options.clientsMax || state.routes[client] != nil else { return }
-            state.routes[client] = route
+            var routes = state.routes[client] ?? []
+            guard !routes.contains(where: { $0 === route }) else { return }
+            guard state.routes.count < options.clientsMax || !routes.isEmpty else { return }
+            routes.append(route)
+            if routes.count > Self.routesPerClientMax { routes.removeFirst() }
+            state.routes[client] = routes
             route.clients.withLockedValue { $0.append(client) }
         }
     }
@@ -283,9 +296,9 @@ public final class ClientListener: Sendable {
         var groups: [ObjectIdentifier: (route: ConnectionRoute, replies: [ClientReply])] = [:]
         state.withLockedValue { state in
             for reply in replies {
-                guard let route = state.routes[reply.client] else { continue }
+                guard let routes = state.routes[reply.client] else { continue }
                 state.statistics.replies += 1
-                groups[ObjectIdentifier(route), default: (route, [])].replies.append(reply)
+                for route in routes { groups[ObjectIdentifier(route), default: (route, [])].replies.append(reply) }
             }
         }
         for (route, replies) in groups.values {

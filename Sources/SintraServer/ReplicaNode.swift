@@ -478,6 +478,10 @@ public actor ReplicaNode {
                 // verified: delivered and skipped at execution (a forgery a Byzantine proposer ordered), so
                 // it is checked again, to be refused with its reason instead of left unanswered.
                 if execution.authenticator.isVerified(digest: submission.digest) {
+                    // The same bytes as an authentic request are authentic: this connection gets the replies
+                    // too. Else a Byzantine replica that copied a client's request to this replica first, on
+                    // its own connection, would take the client's replies away from it.
+                    submission.verified?()
                     submission.resolve(.queued(.duplicate))
                 } else {
                     toVerify.append(submission)

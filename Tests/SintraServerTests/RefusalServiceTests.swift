@@ -115,6 +115,32 @@ import Testing
         for listener in service.listeners { await listener.shutdown() }
         for node in service.cluster.nodes.prefix(2) { await node.shutdown() }
     }
+
+    /// A Byzantine replica sees every client's signed request and can send a copy to the honest replicas on
+    /// its own connections before the client's copy arrives. The client's connection still gets the replies:
+    /// the same bytes as an authentic request route replies to every connection that sent them.
+    @Test func aCopySentFirstOnAnotherConnectionDoesNotTakeTheReplies() async throws {
+        let service = try await Service()
+        let key = ClientKey.generate()
+        let request = key.request(
+            clusterIdentifier: service.cluster.configuration.clusterIdentifier, sequence: 1,
+            operation: KeyValueStore.Operation.put(key: [5], value: [5]).encoded)
+        var thief = [RawClientConnection]()
+        var owner = [RawClientConnection]()
+        for endpoint in service.endpoints {
+            thief.append(try await RawClientConnection(to: endpoint))
+            owner.append(try await RawClientConnection(to: endpoint))
+        }
+        for connection in thief { try await connection.send(.request(request)) }
+        for connection in owner { try await connection.send(.request(request)) }
+        let expected = ReplicaRecord.reply(
+            ClientReply(client: key.client, sequence: 1, result: KeyValueStore.Result.ok.encoded))
+        for (index, connection) in owner.enumerated() {
+            #expect(try await connection.record(0) == expected, "replica \(index + 1)")
+        }
+        for connection in thief + owner { await connection.close() }
+        await service.shutdown()
+    }
 }
 
 /// A TLS connection to one replica's client port that sends records and keeps the replica's records in order.
