@@ -92,24 +92,29 @@ import Testing
             statuses.count == 4 && Set(statuses.map(\.stateDigest)).count == 1
                 && Set(statuses.map(\.executedCount)).count == 1,
             "seed \(seed), victim \(victim), \(pauses): \(statuses)\n\(cluster.logs())")
-        // Read everything back with a few scans (one get per write would take a round each).
-        let reader = try SintraClient(configuration: configuration, timeoutSeconds: Self.waitSeconds)
+        let stored = try await Self.readBack(configuration, from: "w", to: "x")
+        let lost = written.filter { stored[$0.key] != $0.value }
+        #expect(lost.isEmpty, "seed \(seed): \(lost.count) of \(written.count) acknowledged writes lost")
+    }
+
+    /// Every key in [from, to) and its value, read with a few scans (one get per write would take a round each).
+    static func readBack(_ configuration: ClusterConfiguration, from: String, to: String) async throws -> [[UInt8]: [UInt8]] {
+        let reader = try SintraClient(configuration: configuration, timeoutSeconds: waitSeconds)
         var stored = [[UInt8]: [UInt8]]()
-        var from = Array("w".utf8)
+        var next = Array(from.utf8)
         while true {
             guard case .entries(let entries) = try await reader.execute(
-                .scan(from: from, to: Array("x".utf8), limit: KeyValueStore.scanCountMax))
+                .scan(from: next, to: Array(to.utf8), limit: KeyValueStore.scanCountMax))
             else {
                 Issue.record("a scan did not return entries")
                 break
             }
             for entry in entries { stored[entry.key] = entry.value }
             guard let last = entries.last?.key, entries.count == KeyValueStore.scanCountMax else { break }
-            from = last + [0]
+            next = last + [0]
         }
         await reader.close()
-        let lost = written.filter { stored[$0.key] != $0.value }
-        #expect(lost.isEmpty, "seed \(seed): \(lost.count) of \(written.count) acknowledged writes lost")
+        return stored
     }
 
     /// Polls `sintra status` until every replica in `ids` answers with `executed` requests and all their
@@ -224,21 +229,7 @@ import Testing
         #expect(
             statuses.count == 4 && Set(statuses.map(\.stateDigest)).count == 1,
             "seed \(seed), \(moments): \(statuses)")
-        let reader = try SintraClient(configuration: configuration, timeoutSeconds: Self.waitSeconds)
-        var stored = [[UInt8]: [UInt8]]()
-        var from = Array("c".utf8)
-        while true {
-            guard case .entries(let entries) = try await reader.execute(
-                .scan(from: from, to: Array("d".utf8), limit: KeyValueStore.scanCountMax))
-            else {
-                Issue.record("a scan did not return entries")
-                break
-            }
-            for entry in entries { stored[entry.key] = entry.value }
-            guard let last = entries.last?.key, entries.count == KeyValueStore.scanCountMax else { break }
-            from = last + [0]
-        }
-        await reader.close()
+        let stored = try await Self.readBack(configuration, from: "c", to: "d")
         let lost = written.filter { stored[$0.key] != $0.value }
         #expect(lost.isEmpty, "seed \(seed), \(moments): \(lost.count) of \(written.count) acknowledged writes lost")
     }
