@@ -274,3 +274,33 @@ struct CheckpointVotes {
     /// Votes held, for tests of the bound.
     var heldVoteCount: Int { votes.values.reduce(0) { $0 + $1.count } }
 }
+
+/// How many state chunks a replica serves each peer (a token bucket per peer): `burst` at once, then
+/// `perSecond`. A chunk is up to 1 MiB copied and encrypted for one request of a few bytes, so without a
+/// bound a Byzantine peer that acknowledges fast could keep this replica busy serving it. An honest replica
+/// asks one chunk at a time and moves to another peer after a timeout, so the bound only slows a transfer
+/// from one peer to `perSecond` MiB/s (a 512 MiB state in under a minute at the default).
+struct ServeBudget {
+    let burst: Double
+    let perSecond: Double
+    private var buckets: [Int: (tokens: Double, at: ContinuousClock.Instant)] = [:]
+
+    init(burst: Double = 8, perSecond: Double = 16) {
+        self.burst = burst
+        self.perSecond = perSecond
+    }
+
+    /// Takes one chunk of `peer`'s budget at `now`; false if it has none left. At most one entry per member.
+    mutating func take(peer: Int, now: ContinuousClock.Instant) -> Bool {
+        let (tokens, at) = buckets[peer] ?? (burst, now)
+        let elapsed = now - at
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let available = min(burst, tokens + max(0, seconds) * perSecond)
+        guard available >= 1 else {
+            buckets[peer] = (available, now)
+            return false
+        }
+        buckets[peer] = (available - 1, now)
+        return true
+    }
+}

@@ -134,6 +134,8 @@ public actor ReplicaNode {
         public var rejectedStateAnswers = 0
         /// State-transfer requests that timed out (the node asked another peer).
         public var stateTransferTimeouts = 0
+        /// State-chunk requests not served because the peer asked faster than `ServeBudget` allows.
+        public var throttledStateRequests = 0
         /// 1 once the node found its state differs from a certified checkpoint (it stopped).
         public var divergences = 0
         public init() {}
@@ -165,6 +167,8 @@ public actor ReplicaNode {
     /// checkpoint state (`CheckpointState`).
     private var recentDigests: [UInt64: [[UInt8]]] = [:]
     private var transfer: StateTransfer?
+    /// State chunks each peer may still ask for now (`ServeBudget`).
+    private var serveBudget = ServeBudget()
     private var transferRequests: UInt64 = 0
     /// Set until the node installed a checkpoint after `--reseed` (it is silent until then).
     private var reseeding: Bool
@@ -1030,6 +1034,10 @@ public actor ReplicaNode {
             return
         }
         guard offset < UInt64(state.count) else { return }
+        guard serveBudget.take(peer: peer, now: .now) else {
+            statistics.throttledStateRequests += 1
+            return
+        }
         let start = Int(offset)
         let end = min(state.count, start + Checkpoint.chunkBytes)
         if forgesServedStates {

@@ -108,6 +108,27 @@ struct CheckpointVoteTests {
 
 /// Durable replicas over real TLS on loopback with real SQLite stores: checkpoints, garbage collection,
 /// state transfer.
+/// The per-peer bound on serving state chunks.
+struct ServeBudgetTests {
+    /// A burst, then the refill rate; one peer's spending leaves another's budget alone.
+    @Test func aPeerGetsItsBurstThenTheRefillRate() {
+        var budget = ServeBudget(burst: 4, perSecond: 10)
+        func served(_ peer: Int, at now: ContinuousClock.Instant, asking: Int = 10) -> Int {
+            var count = 0
+            for _ in 0..<asking where budget.take(peer: peer, now: now) { count += 1 }
+            return count
+        }
+        let start = ContinuousClock.now
+        #expect(served(2, at: start) == 4)
+        #expect(served(3, at: start, asking: 1) == 1)
+        // 0.5 s later: 5 more (10 per second), capped at the burst of 4.
+        let later = start + .milliseconds(500)
+        #expect(served(2, at: later) == 4)
+        // 0.25 s after that: 2.5 more, so 2 chunks.
+        #expect(served(2, at: later + .milliseconds(250)) == 2)
+    }
+}
+
 @Suite(.serialized) struct CheckpointTests {
     final class DurableCluster: @unchecked Sendable {
         let folder: URL
