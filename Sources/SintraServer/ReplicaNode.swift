@@ -144,39 +144,39 @@ public actor ReplicaNode {
     public let member: Int
     public let configuration: GroupConfiguration
     public let network: ReplicaNetwork
-    private var instance: AtomicBroadcast.Instance
+    var instance: AtomicBroadcast.Instance
     /// The executor, the execution chain, and the authenticator (`Execution`).
-    private var execution: Execution
-    private let store: ReplicaStore?
-    private let keys: LocalKeys
-    private let snapshotInterval: UInt64
-    private let stateTransferTimeout: Duration
-    private let stateBytesMax: Int
-    private let stateTransferLag: UInt64
-    private let forgesServedStates: Bool
-    private var snapshotRound: UInt64 = 0
+    var execution: Execution
+    let store: ReplicaStore?
+    let keys: LocalKeys
+    let snapshotInterval: UInt64
+    let stateTransferTimeout: Duration
+    let stateBytesMax: Int
+    let stateTransferLag: UInt64
+    let forgesServedStates: Bool
+    var snapshotRound: UInt64 = 0
     /// The highest round of a binding message this node sent (the send horizon, also without a store).
-    private var sentHorizon: UInt64 = 0
+    var sentHorizon: UInt64 = 0
     /// Checkpoint votes and the latest stable checkpoint.
-    private var votes: CheckpointVotes
+    var votes: CheckpointVotes
     /// This node's digests of its last checkpoints (at most 4), to find a divergence when one is certified.
-    private var ownDigests: [UInt64: [UInt8]] = [:]
+    var ownDigests: [UInt64: [UInt8]] = [:]
     /// The encoded states of this node's last two checkpoints, served to peers that state-transfer.
-    private var servedStates: [UInt64: [UInt8]] = [:]
+    var servedStates: [UInt64: [UInt8]] = [:]
     /// Digests of the requests delivered in the last `deliveredMemoryRounds` rounds, by round: part of the
     /// checkpoint state (`CheckpointState`).
-    private var recentDigests: [UInt64: [[UInt8]]] = [:]
-    private var transfer: StateTransfer?
+    var recentDigests: [UInt64: [[UInt8]]] = [:]
+    var transfer: StateTransfer?
     /// State chunks each peer may still ask for now (`ServeBudget`).
-    private var serveBudget = ServeBudget()
-    private var transferRequests: UInt64 = 0
+    var serveBudget = ServeBudget()
+    var transferRequests: UInt64 = 0
     /// Set until the node installed a checkpoint after `--reseed` (it is silent until then).
-    private var reseeding: Bool
+    var reseeding: Bool
     /// The round of a certified checkpoint this node's state differs from: it stopped (fail-stop).
-    public private(set) var divergedRound: UInt64?
+    public internal(set) var divergedRound: UInt64?
     /// The store error that stopped this node: a replica that cannot persist takes no further part
     /// (fail-stop), because going on would send messages its disk does not know about.
-    public private(set) var storageFailure: StoreError?
+    public internal(set) var storageFailure: StoreError?
     /// Decoded client keys for verification at submission, off the actor (decoding checks the key's order,
     /// about 40 % of a verification); cleared when `RequestAuthenticator.keyCountMax` is reached.
     private let submissionKeys = NIOLockedValueBox([[UInt8]: MemberPublicKey]())
@@ -189,7 +189,7 @@ public actor ReplicaNode {
     /// Runs while requests are held back, to find the overdue ones when no round is delivered.
     private var sweeper: Task<Void, Never>?
     private let wireLimits: WireLimits
-    private let logger: Logger
+    let logger: Logger
     private var receiving: Task<Void, Never>?
     /// Frames waiting to be handled in one batch (`drainInbox`).
     private let inbox = FrameInbox(capacity: 4096)
@@ -201,7 +201,7 @@ public actor ReplicaNode {
     /// Journal entries of the collected effects, committed with them.
     private var journalBuffer: [AtomicBroadcast.JournalEntry] = []
     private var replyHandler: (@Sendable ([ClientReply]) -> Void)?
-    public private(set) var statistics = Statistics()
+    public internal(set) var statistics = Statistics()
     /// SHA-256 chain over the executed requests in order: equal at two replicas iff they executed the same
     /// requests in the same order (with overwhelming probability).
     public var executionChain: [UInt8] { execution.chain }
@@ -715,7 +715,7 @@ public actor ReplicaNode {
     /// commit: nothing that left depends on them, so losing them in a crash is the same as never having
     /// received those frames (the peers' catch-up and re-sending cover that), and most frames (a vote that
     /// does not reach a threshold) then cost no transaction at all.
-    private func flush() {
+    func flush() {
         while !outbox.isEmpty {
             let collected = outbox
             outbox = []
@@ -759,7 +759,7 @@ public actor ReplicaNode {
         if let last = effects.outputs.last, !deferred.isEmpty { takeOverdue(deliveredRound: last.round) }
     }
 
-    private func recordFault(_ kind: Fault.Kind, _ description: String) {
+    func recordFault(_ kind: Fault.Kind, _ description: String) {
         statistics.faults += 1
         statistics.faultsByKind[kind.rawValue, default: 0] += 1
         logger.warning("peer fault", metadata: ["fault": "\(description)"])
@@ -803,361 +803,7 @@ public actor ReplicaNode {
         }
     }
 
-    // MARK: Checkpoints
-
-    /// Takes the checkpoint of `round` (just executed): encodes the state, saves it as the snapshot (the log
-    /// at or below `round − deliveredMemoryRounds` goes; the rounds kept below the snapshot are what this
-    /// replica answers peers' catch-up requests from after a restart), keeps it to serve, signs its digest
-    /// and sends the vote to the peers.
-    private func checkpoint(at round: UInt64) {
-        let memory = instance.limits.deliveredMemoryRounds
-        let recent = recentDigests.keys.sorted().filter { round < memory || $0 > round - memory }.filter { $0 <= round }
-        let state = CheckpointState(
-            chain: execution.chain, executor: execution.executor.snapshot(),
-            recentDigests: recent.map { ($0, recentDigests[$0]!) }
-        ).encoded
-        let digest = Checkpoint.digest(clusterIdentifier: configuration.clusterIdentifier, round: round, state: state)
-        if let store {
-            do {
-                try store.saveSnapshot(
-                    ReplicaStore.Snapshot(round: round, state: state, format: 2), keepRounds: memory)
-            } catch {
-                // The log still holds every round since the last snapshot, so this is not yet a failure of
-                // durability; the next checkpoint tries again.
-                logger.error("snapshot failed", metadata: ["error": "\(error)"])
-            }
-        }
-        snapshotRound = round
-        statistics.snapshots += 1
-        servedStates[round] = state
-        if servedStates.count > 2, let oldest = servedStates.keys.min() { servedStates[oldest] = nil }
-        ownDigests[round] = digest
-        if ownDigests.count > 4, let oldest = ownDigests.keys.min() { ownDigests[oldest] = nil }
-        let signature = keys.identity.sign(Checkpoint.statement(round: round, digest: digest))
-        for peer in configuration.members where peer != member {
-            sendCheckpoint(.vote(round: round, digest: digest, signature: signature), to: peer)
-        }
-        if let stable = votes.stable, stable.round == round {
-            // Certified before this node got here (it was behind): check, and keep the certificate.
-            checkAgainst(stable)
-            if !isStopped, let store {
-                try? store.saveCertificate(ReplicaStore.Certificate(round: round, bytes: stable.encoded))
-            }
-        } else {
-            receiveVote(round: round, digest: digest, signature: signature, from: member)
-        }
-    }
-
-    private func sendCheckpoint(_ message: CheckpointMessage, to peer: Int?) {
-        let frame = Frame(
-            clusterIdentifier: configuration.clusterIdentifier, sender: member, path: Checkpoint.path,
-            body: message.encoded)
-        if let peer {
-            if network.send(frame, to: peer) == .queueFull { statistics.refusedSends += 1 }
-        } else {
-            for peer in configuration.members where peer != member {
-                if network.send(frame, to: peer) == .queueFull { statistics.refusedSends += 1 }
-            }
-        }
-    }
-
-    private func receiveCheckpoint(_ message: CheckpointMessage, from sender: Int) {
-        guard sender != member else { return }
-        switch message {
-        case .vote(let round, let digest, let signature):
-            receiveVote(round: round, digest: digest, signature: signature, from: sender)
-        case .certificateRequest:
-            if forgesServedStates {
-                sendCheckpoint(.certificate(forgedCertificate()), to: sender)
-            } else if let stable = votes.stable {
-                sendCheckpoint(.certificate(stable), to: sender)
-            }
-        case .certificate(let checkpoint):
-            // Only a newer one is worth its n − t signature checks.
-            guard checkpoint.round > (votes.stable?.round ?? 0) else { return }
-            guard checkpoint.isValid(configuration: configuration) else {
-                recordFault(.invalidProof, "checkpoint certificate for round \(checkpoint.round) from \(sender) does not verify")
-                return
-            }
-            votes.adopt(checkpoint)
-            learnt(checkpoint)
-        case .stateRequest(let round, let offset):
-            serveState(round: round, offset: offset, to: sender)
-        case .stateChunk(let round, let offset, let totalBytes, let bytes):
-            receiveChunk(round: round, offset: offset, totalBytes: totalBytes, bytes: bytes, from: sender)
-        }
-    }
-
-    private func receiveVote(round: UInt64, digest: [UInt8], signature: [UInt8], from sender: Int) {
-        switch votes.add(round: round, digest: digest, signature: signature, from: sender) {
-        case .invalid:
-            recordFault(.invalidProof, "checkpoint vote for round \(round) from \(sender) does not verify")
-        case .stable(let checkpoint):
-            learnt(checkpoint)
-        case .stale, .recorded:
-            break
-        }
-    }
-
-    /// A new stable checkpoint: check this node's own state against it, persist its certificate with the
-    /// snapshot it certifies, and state-transfer if it is far ahead.
-    private func learnt(_ checkpoint: StableCheckpoint) {
-        statistics.stableCheckpoints += 1
-        statistics.stableCheckpointRound = checkpoint.round
-        checkAgainst(checkpoint)
-        guard !isStopped else { return }
-        if let store, snapshotRound == checkpoint.round {
-            do {
-                try store.saveCertificate(ReplicaStore.Certificate(round: checkpoint.round, bytes: checkpoint.encoded))
-            } catch {
-                logger.error("saving a checkpoint certificate failed", metadata: ["error": "\(error)"])
-            }
-        }
-        considerTransfer()
-    }
-
-    /// What a Byzantine server (`forgesServedStates`) claims: a far-ahead checkpoint signed by itself and,
-    /// supposedly, by n − t − 1 others (garbage).
-    private func forgedCertificate() -> StableCheckpoint {
-        let round = (votes.stable?.round ?? 0) + 100 * snapshotInterval
-        let digest = [UInt8](repeating: 0xab, count: 32)
-        let own = keys.identity.sign(Checkpoint.statement(round: round, digest: digest))
-        let others = configuration.members.filter { $0 != member }.prefix(configuration.quorum - 1).map {
-            QuorumCertificate.Signature(member: $0, bytes: [UInt8](repeating: UInt8($0), count: 64))
-        }
-        return StableCheckpoint(
-            round: round, digest: digest,
-            certificate: QuorumCertificate(signatures: [.init(member: member, bytes: own)] + others))
-    }
-
-    /// Fail-stop on divergence: this node's digest of a certified round is not the certified one. At least
-    /// t + 1 honest replicas signed the certified digest, so it is this node's state that is wrong (a bug,
-    /// a corrupted disk it could not detect, a bit flip in memory); going on would serve wrong replies and
-    /// sign wrong checkpoints.
-    private func checkAgainst(_ checkpoint: StableCheckpoint) {
-        guard let own = ownDigests[checkpoint.round], own != checkpoint.digest, divergedRound == nil else { return }
-        divergedRound = checkpoint.round
-        statistics.divergences = 1
-        transfer = nil
-        logger.critical(
-            "state diverged from a certified checkpoint; this replica stops (restart it with --reseed to fetch the state from its peers)",
-            metadata: [
-                "round": "\(checkpoint.round)", "ownDigest": "\(Hex.encode(own))",
-                "certifiedDigest": "\(Hex.encode(checkpoint.digest))",
-            ])
-    }
-
-    // MARK: State transfer
-
-    /// A state transfer in progress: the checkpoint it installs, the peers to ask in turn, and the bytes
-    /// received so far from the current one.
-    struct StateTransfer {
-        let target: StableCheckpoint
-        let peers: [Int]
-        var attempt = 0
-        var received: [UInt8] = []
-        var totalBytes: UInt64?
-        var request: UInt64 = 0
-
-        var peer: Int { peers[attempt % peers.count] }
-    }
-
-    /// Starts (or retargets) a state transfer if the latest stable checkpoint is so far ahead that catching
-    /// up round by round may be impossible: the peers remember decided vectors of their last
-    /// `deliveredMemoryRounds` rounds only, so a checkpoint half that far ahead (`stateTransferLag`) is the
-    /// point where fetching the state is the sure way. A reseeding node transfers from any checkpoint ahead
-    /// of it.
-    private func considerTransfer() {
-        guard !isStopped, let stable = votes.stable else { return }
-        let delivered = instance.round - 1
-        if reseeding, stable.round <= delivered {
-            // Caught up past the checkpoint by catch-up alone: it can rejoin from here.
-            rejoinAfterReseed(checkpointRound: stable.round)
-            return
-        }
-        let lag = reseeding ? 1 : stateTransferLag
-        guard stable.round >= delivered + lag else { return }
-        if let transfer, transfer.target.round >= stable.round { return }
-        // The signers computed this state, so they hold it; then the others.
-        let signers = stable.certificate.signers.filter { $0 != member }
-        let others = configuration.members.filter { $0 != member && !signers.contains($0) }
-        transfer = StateTransfer(target: stable, peers: signers + others)
-        logger.notice(
-            "state transfer started",
-            metadata: ["checkpoint": "\(stable.round)", "delivered": "\(delivered)", "peer": "\(transfer!.peer)"])
-        requestChunk()
-    }
-
-    private func requestChunk() {
-        guard var transfer else { return }
-        transferRequests += 1
-        transfer.request = transferRequests
-        self.transfer = transfer
-        sendCheckpoint(
-            .stateRequest(round: transfer.target.round, offset: UInt64(transfer.received.count)), to: transfer.peer)
-        let request = transferRequests
-        let timeout = stateTransferTimeout
-        Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.transferTimedOut(request)
-        }
-    }
-
-    private func transferTimedOut(_ request: UInt64) {
-        guard let transfer, transfer.request == request, !isStopped else { return }
-        statistics.stateTransferTimeouts += 1
-        logger.notice("state transfer request timed out", metadata: ["peer": "\(transfer.peer)"])
-        nextPeer()
-    }
-
-    /// Starts over with the next peer (the bytes of the previous one are dropped, so a bad state is always
-    /// blamed on the one peer that sent all of it).
-    private func nextPeer() {
-        guard var transfer else { return }
-        transfer.attempt += 1
-        transfer.received = []
-        transfer.totalBytes = nil
-        self.transfer = transfer
-        requestChunk()
-    }
-
-    private func rejectAnswer(from peer: Int, _ reason: String) {
-        statistics.rejectedStateAnswers += 1
-        recordFault(.invalidProof, "state transfer answer from \(peer): \(reason)")
-        nextPeer()
-    }
-
-    private func serveState(round: UInt64, offset: UInt64, to peer: Int) {
-        guard let state = servedStates[round] else {
-            // Moved on (or never had it): the newer certificate lets the peer retarget.
-            if let stable = votes.stable, stable.round > round { sendCheckpoint(.certificate(stable), to: peer) }
-            return
-        }
-        guard offset < UInt64(state.count) else { return }
-        guard serveBudget.take(peer: peer, now: .now) else {
-            statistics.throttledStateRequests += 1
-            return
-        }
-        let start = Int(offset)
-        let end = min(state.count, start + Checkpoint.chunkBytes)
-        if forgesServedStates {
-            var forged = state
-            forged[forged.count / 2] ^= 0x5a
-            sendCheckpoint(
-                .stateChunk(round: round, offset: offset, totalBytes: UInt64(forged.count), bytes: Array(forged[start..<end])),
-                to: peer)
-            return
-        }
-        sendCheckpoint(
-            .stateChunk(round: round, offset: offset, totalBytes: UInt64(state.count), bytes: Array(state[start..<end])),
-            to: peer)
-    }
-
-    private func receiveChunk(round: UInt64, offset: UInt64, totalBytes: UInt64, bytes: [UInt8], from peer: Int) {
-        // Answers to an older transfer, or from a peer not asked now, are ignored: not a fault (they may be late).
-        guard var transfer, transfer.target.round == round, transfer.peer == peer else { return }
-        guard offset == UInt64(transfer.received.count), totalBytes > 0, totalBytes <= UInt64(stateBytesMax),
-            transfer.totalBytes.map({ $0 == totalBytes }) ?? true, !bytes.isEmpty,
-            offset + UInt64(bytes.count) <= totalBytes
-        else {
-            rejectAnswer(from: peer, "chunk out of order or over its bounds")
-            return
-        }
-        transfer.totalBytes = totalBytes
-        transfer.received += bytes
-        self.transfer = transfer
-        guard UInt64(transfer.received.count) == totalBytes else {
-            requestChunk()
-            return
-        }
-        let digest = Checkpoint.digest(
-            clusterIdentifier: configuration.clusterIdentifier, round: round, state: transfer.received)
-        guard digest == transfer.target.digest else {
-            rejectAnswer(from: peer, "state of round \(round) does not match the certified digest")
-            return
-        }
-        install(transfer.target, state: transfer.received, from: peer)
-    }
-
-    /// Installs a verified checkpoint state: executor, chain, recent digests, on disk with the certificate
-    /// (one transaction), then a new atomic broadcast instance at the next round. The new instance is
-    /// silent in that round, so it asks for it by catch-up at once and goes on round by round while the
-    /// peers are ahead (it sent nothing in those rounds before, so taking part later is safe).
-    private func install(_ checkpoint: StableCheckpoint, state: [UInt8], from peer: Int) {
-        transfer = nil
-        // Rounds the current instance delivered in this batch of frames go to disk first: the log must not
-        // continue after the checkpoint with rounds below it.
-        flush()
-        guard !isStopped else { return }
-        let round = checkpoint.round
-        guard round > instance.round - 1 else { return }  // Overtaken by catch-up meanwhile.
-        let decoded: CheckpointState
-        let executor: RequestExecutor<KeyValueStore>
-        do {
-            decoded = try CheckpointState(encoded: state)
-            executor = try RequestExecutor(snapshot: decoded.executor)
-        } catch {
-            // n − t replicas, t + 1 of them honest, signed this state: not decoding it is a bug here.
-            logger.error("a certified checkpoint state does not decode", metadata: ["error": "\(error)"])
-            return
-        }
-        // A reseeded replica forgot how far it got before: see `rejoinAfterReseed`.
-        let horizon = reseeding ? reseedHorizon(after: round) : max(sentHorizon, round + 1)
-        if let store {
-            do {
-                try store.installCheckpoint(
-                    ReplicaStore.Snapshot(round: round, state: state, format: 2),
-                    certificate: ReplicaStore.Certificate(round: round, bytes: checkpoint.encoded), sendHorizon: horizon)
-            } catch {
-                storageFailure = error
-                logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])
-                return
-            }
-        }
-        execution.executor = executor
-        execution.chain = decoded.chain
-        recentDigests = Dictionary(uniqueKeysWithValues: decoded.recentDigests.map { ($0.round, $0.digests) })
-        snapshotRound = round
-        servedStates[round] = state
-        ownDigests[round] = checkpoint.digest
-        statistics.stateTransfers += 1
-        reseeding = false
-        logger.notice(
-            "installed checkpoint by state transfer",
-            metadata: ["checkpoint": "\(round)", "peer": "\(peer)", "bytes": "\(state.count)", "silentThrough": "\(horizon)"])
-        resumeInstance(nextRound: round + 1, silentThrough: horizon)
-    }
-
-    /// The horizon up to which a reseeded replica stays silent after the checkpoint of `round`. Before its
-    /// store was lost it was in some round p and may have sent binding messages up to p + `futureRoundWindow`.
-    /// p − 1 was decided, so every honest replica reaches it; the checkpoint below p − 1 becomes stable, and
-    /// the latest stable checkpoint a peer has is at most one interval behind that in practice, so
-    /// p ≤ round + 2 · interval + 1. Silence is always safe; it only costs this replica its vote meanwhile.
-    private func reseedHorizon(after round: UInt64) -> UInt64 {
-        round + 2 * snapshotInterval + instance.limits.futureRoundWindow + 1
-    }
-
-    /// A reseeding replica that caught up past a stable checkpoint by catch-up alone (a young cluster, whose
-    /// peers still remember every round): it resumes where it is, silent up to `reseedHorizon`.
-    private func rejoinAfterReseed(checkpointRound: UInt64) {
-        flush()
-        guard !isStopped else { return }
-        let horizon = max(reseedHorizon(after: checkpointRound), instance.round + instance.limits.futureRoundWindow)
-        if let store {
-            do {
-                try store.commit([], sendHorizon: horizon)
-            } catch {
-                storageFailure = error
-                logger.critical("replica store failed; this replica stops", metadata: ["error": "\(error)"])
-                return
-            }
-        }
-        reseeding = false
-        logger.notice("reseeded replica rejoins by catch-up", metadata: ["silentThrough": "\(horizon)"])
-        resumeInstance(nextRound: instance.round, silentThrough: horizon)
-    }
-
-    private func resumeInstance(nextRound: UInt64, silentThrough: UInt64) {
+    func resumeInstance(nextRound: UInt64, silentThrough: UInt64) {
         // What the old instance did is committed and sent first; its journal then no longer applies.
         flush()
         if let store {

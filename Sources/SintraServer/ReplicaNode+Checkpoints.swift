@@ -1,0 +1,156 @@
+import Logging
+import SintraCore
+import SintraCrypto
+import SintraNetwork
+import SintraReplica
+import SintraStorage
+
+/// Checkpoints (docs/DURABILITY.md, "Checkpoints"): every `snapshotInterval` rounds the node snapshots its
+/// state, signs its digest and sends the vote to its peers; n − t matching votes make a stable checkpoint,
+/// whose certificate is stored with the snapshot; a node whose own digest differs from a certified one
+/// stops. A part of `ReplicaNode`, in its own file.
+extension ReplicaNode {
+    // MARK: Checkpoints
+
+    /// Takes the checkpoint of `round` (just executed): encodes the state, saves it as the snapshot (the log
+    /// at or below `round − deliveredMemoryRounds` goes; the rounds kept below the snapshot are what this
+    /// replica answers peers' catch-up requests from after a restart), keeps it to serve, signs its digest
+    /// and sends the vote to the peers.
+    func checkpoint(at round: UInt64) {
+        let memory = instance.limits.deliveredMemoryRounds
+        let recent = recentDigests.keys.sorted().filter { round < memory || $0 > round - memory }.filter { $0 <= round }
+        let state = CheckpointState(
+            chain: execution.chain, executor: execution.executor.snapshot(),
+            recentDigests: recent.map { ($0, recentDigests[$0]!) }
+        ).encoded
+        let digest = Checkpoint.digest(clusterIdentifier: configuration.clusterIdentifier, round: round, state: state)
+        if let store {
+            do {
+                try store.saveSnapshot(
+                    ReplicaStore.Snapshot(round: round, state: state, format: 2), keepRounds: memory)
+            } catch {
+                // The log still holds every round since the last snapshot, so this is not yet a failure of
+                // durability; the next checkpoint tries again.
+                logger.error("snapshot failed", metadata: ["error": "\(error)"])
+            }
+        }
+        snapshotRound = round
+        statistics.snapshots += 1
+        servedStates[round] = state
+        if servedStates.count > 2, let oldest = servedStates.keys.min() { servedStates[oldest] = nil }
+        ownDigests[round] = digest
+        if ownDigests.count > 4, let oldest = ownDigests.keys.min() { ownDigests[oldest] = nil }
+        let signature = keys.identity.sign(Checkpoint.statement(round: round, digest: digest))
+        for peer in configuration.members where peer != member {
+            sendCheckpoint(.vote(round: round, digest: digest, signature: signature), to: peer)
+        }
+        if let stable = votes.stable, stable.round == round {
+            // Certified before this node got here (it was behind): check, and keep the certificate.
+            checkAgainst(stable)
+            if !isStopped, let store {
+                try? store.saveCertificate(ReplicaStore.Certificate(round: round, bytes: stable.encoded))
+            }
+        } else {
+            receiveVote(round: round, digest: digest, signature: signature, from: member)
+        }
+    }
+
+    func sendCheckpoint(_ message: CheckpointMessage, to peer: Int?) {
+        let frame = Frame(
+            clusterIdentifier: configuration.clusterIdentifier, sender: member, path: Checkpoint.path,
+            body: message.encoded)
+        if let peer {
+            if network.send(frame, to: peer) == .queueFull { statistics.refusedSends += 1 }
+        } else {
+            for peer in configuration.members where peer != member {
+                if network.send(frame, to: peer) == .queueFull { statistics.refusedSends += 1 }
+            }
+        }
+    }
+
+    func receiveCheckpoint(_ message: CheckpointMessage, from sender: Int) {
+        guard sender != member else { return }
+        switch message {
+        case .vote(let round, let digest, let signature):
+            receiveVote(round: round, digest: digest, signature: signature, from: sender)
+        case .certificateRequest:
+            if forgesServedStates {
+                sendCheckpoint(.certificate(forgedCertificate()), to: sender)
+            } else if let stable = votes.stable {
+                sendCheckpoint(.certificate(stable), to: sender)
+            }
+        case .certificate(let checkpoint):
+            // Only a newer one is worth its n − t signature checks.
+            guard checkpoint.round > (votes.stable?.round ?? 0) else { return }
+            guard checkpoint.isValid(configuration: configuration) else {
+                recordFault(.invalidProof, "checkpoint certificate for round \(checkpoint.round) from \(sender) does not verify")
+                return
+            }
+            votes.adopt(checkpoint)
+            learnt(checkpoint)
+        case .stateRequest(let round, let offset):
+            serveState(round: round, offset: offset, to: sender)
+        case .stateChunk(let round, let offset, let totalBytes, let bytes):
+            receiveChunk(round: round, offset: offset, totalBytes: totalBytes, bytes: bytes, from: sender)
+        }
+    }
+
+    func receiveVote(round: UInt64, digest: [UInt8], signature: [UInt8], from sender: Int) {
+        switch votes.add(round: round, digest: digest, signature: signature, from: sender) {
+        case .invalid:
+            recordFault(.invalidProof, "checkpoint vote for round \(round) from \(sender) does not verify")
+        case .stable(let checkpoint):
+            learnt(checkpoint)
+        case .stale, .recorded:
+            break
+        }
+    }
+
+    /// A new stable checkpoint: check this node's own state against it, persist its certificate with the
+    /// snapshot it certifies, and state-transfer if it is far ahead.
+    func learnt(_ checkpoint: StableCheckpoint) {
+        statistics.stableCheckpoints += 1
+        statistics.stableCheckpointRound = checkpoint.round
+        checkAgainst(checkpoint)
+        guard !isStopped else { return }
+        if let store, snapshotRound == checkpoint.round {
+            do {
+                try store.saveCertificate(ReplicaStore.Certificate(round: checkpoint.round, bytes: checkpoint.encoded))
+            } catch {
+                logger.error("saving a checkpoint certificate failed", metadata: ["error": "\(error)"])
+            }
+        }
+        considerTransfer()
+    }
+
+    /// What a Byzantine server (`forgesServedStates`) claims: a far-ahead checkpoint signed by itself and,
+    /// supposedly, by n − t − 1 others (garbage).
+    func forgedCertificate() -> StableCheckpoint {
+        let round = (votes.stable?.round ?? 0) + 100 * snapshotInterval
+        let digest = [UInt8](repeating: 0xab, count: 32)
+        let own = keys.identity.sign(Checkpoint.statement(round: round, digest: digest))
+        let others = configuration.members.filter { $0 != member }.prefix(configuration.quorum - 1).map {
+            QuorumCertificate.Signature(member: $0, bytes: [UInt8](repeating: UInt8($0), count: 64))
+        }
+        return StableCheckpoint(
+            round: round, digest: digest,
+            certificate: QuorumCertificate(signatures: [.init(member: member, bytes: own)] + others))
+    }
+
+    /// Fail-stop on divergence: this node's digest of a certified round is not the certified one. At least
+    /// t + 1 honest replicas signed the certified digest, so it is this node's state that is wrong (a bug,
+    /// a corrupted disk it could not detect, a bit flip in memory); going on would serve wrong replies and
+    /// sign wrong checkpoints.
+    func checkAgainst(_ checkpoint: StableCheckpoint) {
+        guard let own = ownDigests[checkpoint.round], own != checkpoint.digest, divergedRound == nil else { return }
+        divergedRound = checkpoint.round
+        statistics.divergences = 1
+        transfer = nil
+        logger.critical(
+            "state diverged from a certified checkpoint; this replica stops (restart it with --reseed to fetch the state from its peers)",
+            metadata: [
+                "round": "\(checkpoint.round)", "ownDigest": "\(Hex.encode(own))",
+                "certifiedDigest": "\(Hex.encode(checkpoint.digest))",
+            ])
+    }
+}
