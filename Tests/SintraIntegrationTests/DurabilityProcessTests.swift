@@ -77,17 +77,7 @@ import Testing
         #expect(written.count > 8, "seed \(seed): only \(written.count) writes acknowledged")
 
         // Every replica, the victim included, ends with the same count and digest.
-        var statuses = [ReplicaStatus]()
-        let deadline = Date().addingTimeInterval(Self.waitSeconds)
-        repeat {
-            statuses = await StatusProbe.query(cluster.endpoints, timeoutSeconds: 10).compactMap(\.status)
-            if statuses.count == 4, Set(statuses.map(\.executedCount)).count == 1,
-                Set(statuses.map(\.stateDigest)).count == 1, statuses[0].executedCount >= UInt64(written.count)
-            {
-                break
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        } while Date() < deadline
+        let statuses = try await Self.agreeing(cluster, executedAtLeast: UInt64(written.count))
         #expect(
             statuses.count == 4 && Set(statuses.map(\.stateDigest)).count == 1
                 && Set(statuses.map(\.executedCount)).count == 1,
@@ -95,6 +85,23 @@ import Testing
         let stored = try await Self.readBack(configuration, from: "w", to: "x")
         let lost = written.filter { stored[$0.key] != $0.value }
         #expect(lost.isEmpty, "seed \(seed): \(lost.count) of \(written.count) acknowledged writes lost")
+    }
+
+    /// Polls `sintra status` until all four replicas answer with the same executed count (at least
+    /// `executedAtLeast`) and the same digest; returns the last answers.
+    static func agreeing(_ cluster: ProcessCluster, executedAtLeast: UInt64) async throws -> [ReplicaStatus] {
+        var statuses = [ReplicaStatus]()
+        let deadline = Date().addingTimeInterval(waitSeconds)
+        repeat {
+            statuses = await StatusProbe.query(cluster.endpoints, timeoutSeconds: 10).compactMap(\.status)
+            if statuses.count == 4, Set(statuses.map(\.executedCount)).count == 1,
+                Set(statuses.map(\.stateDigest)).count == 1, statuses[0].executedCount >= executedAtLeast
+            {
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        } while Date() < deadline
+        return statuses
     }
 
     /// Every key in [from, to) and its value, read with a few scans (one get per write would take a round each).
@@ -215,17 +222,7 @@ import Testing
         }
         let written = await acknowledged.values
         #expect(written.count > 20, "seed \(seed): only \(written.count) writes acknowledged")
-        var statuses = [ReplicaStatus]()
-        let deadline = Date().addingTimeInterval(Self.waitSeconds)
-        repeat {
-            statuses = await StatusProbe.query(cluster.endpoints, timeoutSeconds: 10).compactMap(\.status)
-            if statuses.count == 4, Set(statuses.map(\.executedCount)).count == 1,
-                Set(statuses.map(\.stateDigest)).count == 1
-            {
-                break
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        } while Date() < deadline
+        let statuses = try await Self.agreeing(cluster, executedAtLeast: 0)
         #expect(
             statuses.count == 4 && Set(statuses.map(\.stateDigest)).count == 1,
             "seed \(seed), \(moments): \(statuses)")
