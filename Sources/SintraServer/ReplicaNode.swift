@@ -102,6 +102,9 @@ public actor ReplicaNode {
         public var staleRequests = 0
         /// Signature verifications at execution (requests not verified at submission).
         public var executionVerifications = 0
+        /// Ordered requests not verified here at all because t + 1 replicas queued them
+        /// (`AtomicBroadcast.Batch.attested`).
+        public var attestedRequests = 0
         /// Client requests verified at submission, and the batches they were verified in.
         public var submissionVerifications = 0
         public var submissionBatches = 0
@@ -498,7 +501,7 @@ public actor ReplicaNode {
                 toVerify.append(submission)
                 continue
             }
-            if let replaced = deferred.insert(submission, round: instance.round, now: .now) {
+            if let replaced = deferred.insert(submission, round: queueRound, now: .now) {
                 replaced.resolve(.queued(.duplicate))
             } else {
                 statistics.deferredRequests += 1
@@ -836,10 +839,11 @@ public actor ReplicaNode {
         if UInt64(recentDigests.count) > memory, batch.round >= memory {
             recentDigests = recentDigests.filter { $0.key > batch.round - memory }
         }
-        let outcome = execution.execute(batch.requests)
+        let outcome = execution.execute(batch.requests, attested: batch.attested)
         statistics.malformedRequests += outcome.malformed
         statistics.unauthenticRequests += outcome.unauthentic
         statistics.executionVerifications += outcome.verifications
+        statistics.attestedRequests += outcome.attested
         resolveDeferred(delivered: digests)
         if !outcome.replies.isEmpty { replyHandler?(outcome.replies) }
     }
@@ -859,16 +863,18 @@ public actor ReplicaNode {
         }
 
         /// Authenticates and executes the requests in order; returns the replies, in execution order, and
-        /// the counts of skipped requests.
-        mutating func execute(_ requests: [[UInt8]])
-            -> (replies: [ClientReply], malformed: Int, unauthentic: Int, verifications: Int)
+        /// the counts of skipped requests. `attested` (`AtomicBroadcast.Batch.attested`, empty or one flag per
+        /// request) marks requests t + 1 members queued: an honest replica checked their signatures.
+        mutating func execute(_ requests: [[UInt8]], attested: [Bool] = [])
+            -> (replies: [ClientReply], malformed: Int, unauthentic: Int, verifications: Int, attested: Int)
         {
             var replies = [ClientReply]()
             replies.reserveCapacity(requests.count)
             var malformed = 0
             var unauthentic = 0
             let before = authenticator.verifications
-            let authenticated = authenticator.authenticate(batch: requests)
+            let attestedBefore = authenticator.attestedSkips
+            let authenticated = authenticator.authenticate(batch: requests, attested: attested)
             for (bytes, authentication) in zip(requests, authenticated) {
                 let request: ClientRequest
                 switch authentication {
@@ -891,7 +897,10 @@ public actor ReplicaNode {
                     break
                 }
             }
-            return (replies, malformed, unauthentic, Int(authenticator.verifications - before))
+            return (
+                replies, malformed, unauthentic, Int(authenticator.verifications - before),
+                Int(authenticator.attestedSkips - attestedBefore)
+            )
         }
     }
 

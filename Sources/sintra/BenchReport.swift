@@ -25,6 +25,8 @@ struct BenchReport: Codable {
         /// back unchecked at submission (not a first proposer) and of those the ones checked when overdue.
         var submissionVerifications: Int?
         var executionVerifications: Int?
+        /// Ordered requests not verified at this replica because t + 1 replicas queued them.
+        var attestedRequests: Int?
         var deferredRequests: Int?
         var overdueRequests: Int?
     }
@@ -100,6 +102,7 @@ struct BenchReport: Codable {
                 executed: final[offset]?.executed, faults: final[offset]?.faults,
                 submissionVerifications: final[offset]?.submissionVerifications,
                 executionVerifications: final[offset]?.executionVerifications,
+                attestedRequests: final[offset]?.attestedRequests,
                 deferredRequests: final[offset]?.deferredRequests, overdueRequests: final[offset]?.overdueRequests)
         }
         if let batches = replicaStatistics.first?.batches, batches > 0 {

@@ -244,6 +244,8 @@ struct ReplicaStatisticsFile: Codable, Equatable {
     /// replica not a first proposer) and those of them that came overdue (`ReplicaNode.submit`).
     var submissionVerifications: Int
     var executionVerifications: Int
+    /// Ordered requests this replica did not verify because t + 1 replicas queued them.
+    var attestedRequests: Int?
     var deferredRequests: Int
     var overdueRequests: Int
     /// Requests answered from the executor's cache (they came after execution) and refused as stale.
@@ -261,6 +263,7 @@ struct ReplicaStatisticsFile: Codable, Equatable {
         refusedSends = statistics.refusedSends
         submissionVerifications = statistics.submissionVerifications
         executionVerifications = statistics.executionVerifications
+        attestedRequests = statistics.attestedRequests
         deferredRequests = statistics.deferredRequests
         overdueRequests = statistics.overdueRequests
         cachedReplies = statistics.cachedReplies

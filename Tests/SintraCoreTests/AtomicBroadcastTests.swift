@@ -232,6 +232,39 @@ import Testing
         }
     }
 
+    /// A delivered request is flagged as attested when the valid queues of t + 1 distinct members carry it
+    /// (at least one honest party submitted it), and only then.
+    @Test func requestsQueuedByTPlusOneMembersAreAttested() throws {
+        for seed in UInt64(1)...3 {
+            var network = try Self.network(n: 4, t: 1, seed: seed)
+            let everywhere = (0..<6).map { Array("everywhere \($0)".utf8) }
+            let once = (0..<3).map { Array("only at 2, \($0)".utf8) }
+            for me in 1...4 {
+                let (_, effects) = network.nodes[me]!.submit(batch: everywhere, passedOver: true)
+                network.absorb(effects, from: me)
+            }
+            let (_, effects) = network.nodes[2]!.submit(batch: once, passedOver: true)
+            network.absorb(effects, from: 2)
+            network.run()
+            var flags = [[UInt8]: Bool]()
+            for batch in network.outputs[1] ?? [] {
+                #expect(batch.attested.count == batch.requests.count, "seed \(seed): decided by agreement, flagged")
+                for (request, attested) in zip(batch.requests, batch.attested) { flags[request] = attested }
+            }
+            #expect(Set(flags.keys) == Set(everywhere + once), "seed \(seed): all delivered")
+            // Every vector holds n − t = 3 queues, and every member queued these: at least 2 carry each.
+            #expect(everywhere.allSatisfy { flags[$0] == true }, "seed \(seed)")
+            #expect(once.allSatisfy { flags[$0] == false }, "seed \(seed): one member's queue only")
+            for me in 2...4 {
+                for batch in network.outputs[me] ?? [] {
+                    for (request, attested) in zip(batch.requests, batch.attested) {
+                        #expect(attested == everywhere.contains(request), "seed \(seed) at \(me)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Every request has exactly t + 1 first proposers in every round, consecutive members, and the set moves
     /// on by one member per round, so every member proposes it within n rounds.
     @Test(arguments: [(4, 1), (7, 2), (10, 3)]) func eachRequestHasTPlusOneProposersThatRotate(n: Int, t: Int) throws {

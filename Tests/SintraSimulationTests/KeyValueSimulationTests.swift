@@ -143,5 +143,16 @@ import Testing
         #expect(authenticator.verifications == verifications)
         let more = (2...5).map { other.request(clusterIdentifier: cluster, sequence: UInt64($0), operation: []) }
         #expect(authenticator.authenticate(batch: more.map(\.encoded)) == more.map { .success($0) })
+
+        // Attested entries (queued by t + 1 replicas) are not checked here and are remembered as verified;
+        // the others of the same batch are checked as before, so an unattested forgery is still refused.
+        let attestedFresh = other.request(clusterIdentifier: cluster, sequence: 6, operation: [8])
+        let checksBefore = authenticator.verifications
+        let attestedResults = authenticator.authenticate(
+            batch: [attestedFresh.encoded, tampered(sequence: 10), [3]], attested: [true, false, true])
+        #expect(attestedResults == [.success(attestedFresh), .failure(.invalidSignature), .failure(.malformed)])
+        #expect(authenticator.verifications == checksBefore + 1, "only the unattested request was checked")
+        #expect(authenticator.attestedSkips == 1)
+        #expect(authenticator.isVerified(digest: AtomicBroadcast.digest(attestedFresh.encoded)))
     }
 }

@@ -87,11 +87,24 @@ public enum AtomicBroadcast {
     public struct Batch: Sendable, Equatable {
         public let round: UInt64
         public let requests: [[UInt8]]
+        /// For a batch decided by agreement, per request: whether validly signed queues of at least t + 1
+        /// distinct members carry it (in the decided vector, or received here for this round or a later
+        /// one), so at least one honest party submitted it. An application whose parties submit only
+        /// requests they checked (`ReplicaNode` checks client signatures first) may skip its own check of
+        /// such a request: an honest party already got the check's deterministic verdict, the one this
+        /// party would get. The flags are local evidence and may differ between honest parties (they
+        /// received different queues); the verdicts do not. Empty when unknown (catch-up, replay from
+        /// disk): check everything. Evidence about the batch, not part of it: `==` ignores it.
+        public let attested: [Bool]
 
-        public init(round: UInt64, requests: [[UInt8]]) {
+        public init(round: UInt64, requests: [[UInt8]], attested: [Bool] = []) {
+            precondition(attested.isEmpty || attested.count == requests.count, "one flag per request")
             self.round = round
             self.requests = requests
+            self.attested = attested
         }
+
+        public static func == (a: Batch, b: Batch) -> Bool { a.round == b.round && a.requests == b.requests }
     }
 
     /// Requests per queue a decoder accepts (the wire bound; `Limits.batchCountMax` may be lower).

@@ -478,20 +478,44 @@ extension AtomicBroadcast {
             guard let vector = AtomicBroadcast.validVector(
                 value, round: round, path: path, configuration: configuration, limits: limits, verifySignatures: false)
             else { preconditionFailure("a decided vector satisfies the round predicate") }
-            var fresh: [[UInt8]: [UInt8]] = [:]
+            // Per new request: the request and the members whose queues carry it (`Batch.attested`).
+            var fresh: [[UInt8]: (request: [UInt8], carriers: [Int])] = [:]
             for queue in vector {
                 for request in queue.requests {
                     let digest = AtomicBroadcast.digest(request)
-                    if delivered[digest] == nil { fresh[digest] = request }
+                    if var known = fresh[digest] {
+                        guard !known.carriers.contains(queue.member) else { continue }
+                        known.carriers.append(queue.member)
+                        fresh[digest] = known
+                    } else if delivered[digest] == nil {
+                        fresh[digest] = (request, [queue.member])
+                    }
+                }
+            }
+            // The valid queues received for this round and the next ones vouch too (each signature was checked
+            // on receipt): the t + 1 first proposers of a request are rarely all in the vector, but their
+            // queues reach every party. A queue equal to the vector's for its member adds nothing.
+            let inVector = Dictionary(uniqueKeysWithValues: vector.map { ($0.member, $0.signature) })
+            for (queueRound, byMember) in queues where queueRound >= round && !fresh.isEmpty {
+                for (member, queue) in byMember where queueRound != round || inVector[member] != queue.signature {
+                    for request in queue.requests {
+                        let digest = AtomicBroadcast.digest(request)
+                        guard var known = fresh[digest], !known.carriers.contains(member) else { continue }
+                        known.carriers.append(member)
+                        fresh[digest] = known
+                    }
                 }
             }
             let ordered = fresh.keys.sorted { $0.lexicographicallyPrecedes($1) }
-            complete(ordered.map { fresh[$0]! }, digests: ordered, &effects)
+            let entries = ordered.map { fresh[$0]! }
+            complete(
+                entries.map(\.request), digests: ordered,
+                attested: entries.map { $0.carriers.count >= configuration.weakQuorum }, &effects)
         }
 
         /// Delivers `requests` (with their `digests`) as this round's batch and moves to the next round.
         private mutating func complete(
-            _ requests: [[UInt8]], digests: [[UInt8]], _ effects: inout Effects<Message, Output>
+            _ requests: [[UInt8]], digests: [[UInt8]], attested: [Bool] = [], _ effects: inout Effects<Message, Output>
         ) {
             deliveredBatches[round] = requests
             catchUpAnswers = [:]
@@ -501,7 +525,7 @@ extension AtomicBroadcast {
                 pending.removeAll { done.contains($0.digest) }
                 pendingDigests.subtract(done)
             }
-            effects.output(Batch(round: round, requests: requests))
+            effects.output(Batch(round: round, requests: requests, attested: attested))
             round += 1
             for node in catchUpWaiting.keys.sorted() where catchUpWaiting[node] == round - 1 {
                 catchUpWaiting[node] = nil
