@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -18,14 +19,18 @@ import SintraReplica
 /// All state is confined to one event loop; replies are handled on it without hopping to another thread, and
 /// the writes of one loop tick are flushed once per connection.
 ///
-/// A slot's request that has no accepted result after `timeoutSeconds` fails with `SintraClient.Failure.timeout`;
-/// one the replicas refused (t + 1 for one reason, or too many for a result to come: `ReplyCollector`) fails
-/// with `SintraClient.Failure.refused` as soon as they said so.
+/// A slot's request that has no accepted result after `timeoutSeconds` fails with `SintraClient.Failure.timeout`
+/// (or, if it was refused for a retryable reason before, with that refusal); one the replicas refused for a
+/// final reason (t + 1 for one reason, or too many for a result to come: `ReplyCollector`) fails with
+/// `SintraClient.Failure.refused` as soon as they said so. A retryable refusal (queue-full, unavailable,
+/// overloaded) makes the slot send the same request again after a jittered, growing pause (`RetryPolicy`),
+/// as `SintraClient` does, within the timeout; `retryCount` counts the resends of all slots.
 /// A connection that drops is redialed by the periodic sweep; requests already sent keep waiting for the other
 /// replicas' replies.
 public final class ClientMultiplexer: @unchecked Sendable {
     /// The most slots one multiplexer runs: each has a request in flight on every connection, and a replica
-    /// closes a connection with more than `ClientListener.Options.requestsInFlightMax` (1024) unanswered.
+    /// refuses requests over `ClientListener.Options.requestsInFlightMax` (1024) unanswered on one connection
+    /// (`overloaded`), so more slots would only draw refusals and retries.
     public static let slotsMax = 1000
 
     private struct Slot {
@@ -35,12 +40,22 @@ public final class ClientMultiplexer: @unchecked Sendable {
         var collector: ReplyCollector?
         var promise: EventLoopPromise<[UInt8]>?
         var startedNanoseconds: UInt64 = 0
+        /// The request in flight as encoded, sent again as it is on a retry.
+        var record: [UInt8] = []
+        /// Sends of the request in flight, the first included.
+        var attempts = 0
+        /// The resend scheduled after a retryable refusal, if any.
+        var retry: Scheduled<Void>?
+        /// The reason of the last retryable verdict, the failure if the timeout comes first.
+        var lastRefusal: RefusalReason?
     }
 
     public let endpoints: [SintraClient.Endpoint]
     public let faulty: Int
     public let clusterIdentifier: [UInt8]
     public let timeoutSeconds: Double
+    /// How requests refused for a retryable reason are sent again.
+    public let retry: RetryPolicy
     /// The loop all connections and slots live on.
     public let eventLoop: EventLoop
     private let ownedGroup: MultiThreadedEventLoopGroup?
@@ -54,17 +69,20 @@ public final class ClientMultiplexer: @unchecked Sendable {
     private var flushScheduled = false
     private var sweep: RepeatedTask?
     private var closed = false
+    private var generator = SystemRandomNumberGenerator()
+    private let retries = NIOLockedValueBox(0)
 
     /// `slots` clients of the cluster reached through `endpoints`, on `eventLoop` (or a thread of its own).
     public init(
         endpoints: [SintraClient.Endpoint], faulty: Int, clusterIdentifier: [UInt8], slots: Int,
-        timeoutSeconds: Double = 10, eventLoop: EventLoop? = nil
+        timeoutSeconds: Double = 10, retry: RetryPolicy = .default, eventLoop: EventLoop? = nil
     ) throws {
         precondition((1...ClientMultiplexer.slotsMax).contains(slots), "1…\(ClientMultiplexer.slotsMax) slots")
         self.endpoints = endpoints
         self.faulty = faulty
         self.clusterIdentifier = clusterIdentifier
         self.timeoutSeconds = timeoutSeconds
+        self.retry = retry
         if let eventLoop {
             self.eventLoop = eventLoop
             ownedGroup = nil
@@ -83,7 +101,8 @@ public final class ClientMultiplexer: @unchecked Sendable {
 
     /// Slots of the cluster in `configuration` (cluster.json), dialing each member's client port.
     public convenience init(
-        configuration: ClusterConfiguration, slots: Int, timeoutSeconds: Double = 10, eventLoop: EventLoop? = nil
+        configuration: ClusterConfiguration, slots: Int, timeoutSeconds: Double = 10, retry: RetryPolicy = .default,
+        eventLoop: EventLoop? = nil
     ) throws {
         try self.init(
             endpoints: configuration.members.map {
@@ -91,11 +110,14 @@ public final class ClientMultiplexer: @unchecked Sendable {
                     member: $0.index, host: $0.host, port: ClientPorts.port(of: $0), identityKey: $0.identityKey)
             },
             faulty: configuration.faulty, clusterIdentifier: configuration.clusterIdentifier, slots: slots,
-            timeoutSeconds: timeoutSeconds, eventLoop: eventLoop)
+            timeoutSeconds: timeoutSeconds, retry: retry, eventLoop: eventLoop)
     }
 
     /// The number of slots.
     public var slotCount: Int { slots.count }
+
+    /// Requests sent again after retryable refusals, all slots together, since the start.
+    public var retryCount: Int { retries.withLockedValue { $0 } }
 
     /// Dials every replica and waits for the attempts to finish; returns how many connections stand. The
     /// sweep that times out requests and redials dropped connections starts here.
@@ -131,7 +153,10 @@ public final class ClientMultiplexer: @unchecked Sendable {
             faulty: faulty, sequence: slots[slot].sequence, replicas: endpoints.count)
         slots[slot].promise = promise
         slots[slot].startedNanoseconds = NIODeadline.now().uptimeNanoseconds
+        slots[slot].attempts = 1
+        slots[slot].lastRefusal = nil
         let encoded = ClientRecord.request(request).encoded
+        slots[slot].record = encoded
         for channel in channels.values {
             channel.write(ClientRecordDecoder.record(encoded, allocator: channel.allocator), promise: nil)
         }
@@ -169,7 +194,46 @@ public final class ClientMultiplexer: @unchecked Sendable {
         guard let promise = slots[index].promise else { return }
         slots[index].promise = nil
         slots[index].collector = nil
+        slots[index].record = []
+        slots[index].retry?.cancel()
+        slots[index].retry = nil
         promise.completeWith(result)
+    }
+
+    /// Slot `index`'s request was refused for a retryable `reason`: schedules its resend if the policy and
+    /// the timeout allow one and none is scheduled, else fails it with the refusal.
+    private func scheduleRetry(_ index: Int, after reason: RefusalReason) {
+        slots[index].lastRefusal = reason
+        guard slots[index].retry == nil else { return }
+        let elapsed = NIODeadline.now().uptimeNanoseconds - slots[index].startedNanoseconds
+        let remainingSeconds = timeoutSeconds - Double(elapsed) / 1e9
+        guard
+            let delay = retry.delaySeconds(
+                afterAttempts: slots[index].attempts, remainingSeconds: remainingSeconds, using: &generator)
+        else {
+            finish(index, .failure(SintraClient.Failure.refused(reason)))
+            return
+        }
+        let sequence = slots[index].sequence
+        slots[index].retry = eventLoop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+            self.resend(index, sequence: sequence)
+        }
+    }
+
+    /// Sends slot `index`'s request `sequence` again to every connected replica that has not replied; the
+    /// replicas that refused it for a retryable reason count afresh.
+    private func resend(_ index: Int, sequence: UInt64) {
+        guard slots[index].sequence == sequence, var collector = slots[index].collector else { return }
+        slots[index].retry = nil
+        collector.forgetRetryableRefusals()
+        slots[index].collector = collector
+        slots[index].attempts += 1
+        retries.withLockedValue { $0 += 1 }
+        let record = slots[index].record
+        for (member, channel) in channels where !collector.hasReplied(member) {
+            channel.write(ClientRecordDecoder.record(record, allocator: channel.allocator), promise: nil)
+        }
+        scheduleFlush()
     }
 
     fileprivate func received(_ bytes: [UInt8], from member: Int) {
@@ -185,6 +249,7 @@ public final class ClientMultiplexer: @unchecked Sendable {
             slots[index].collector = collector
             switch verdict {
             case .accepted(let result)?: finish(index, .success(result))
+            case .refused(let reason)? where reason.isRetryable: scheduleRetry(index, after: reason)
             case .refused(let reason)?: finish(index, .failure(SintraClient.Failure.refused(reason)))
             case nil: break
             }
@@ -202,7 +267,9 @@ public final class ClientMultiplexer: @unchecked Sendable {
         let limit = UInt64(timeoutSeconds * 1e9)
         for index in slots.indices where slots[index].promise != nil && now - slots[index].startedNanoseconds > limit {
             let replies = slots[index].collector?.replyCount ?? 0
-            let failure = SintraClient.Failure.timeout(seconds: timeoutSeconds, replies: replies, needed: faulty + 1)
+            let failure =
+                slots[index].lastRefusal.map { SintraClient.Failure.refused($0) }
+                ?? .timeout(seconds: timeoutSeconds, replies: replies, needed: faulty + 1)
             finish(index, .failure(failure))
         }
         if !closed { _ = connectMissing() }

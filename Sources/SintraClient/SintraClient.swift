@@ -10,10 +10,13 @@ import SintraReplica
 /// A client of a SintraKV cluster: sends each request to every replica and accepts a result once t + 1
 /// replicas sent the same one (`ReplyCollector`: at least one of them is honest).
 ///
-/// Replicas that refuse a request say why (`ReplicaRecord.refusal`); the client gives up with
-/// `Failure.refused(reason)` once t + 1 replicas refused for the same reason, or once so many refused that
-/// t + 1 matching replies cannot come any more (`ReplyCollector` has the counting). One Byzantine
-/// replica's false refusal, or t of them, leave it waiting for the others.
+/// Replicas that refuse a request say why (`ReplicaRecord.refusal`); the refusals decide once t + 1
+/// replicas refused for the same reason, or once so many refused that t + 1 matching replies cannot come any
+/// more (`ReplyCollector` has the counting). One Byzantine replica's false refusal, or t of them, leave it
+/// waiting for the others. A final reason fails the request at once with `Failure.refused(reason)`; a
+/// retryable one (queue-full, unavailable, overloaded) makes the client send the same signed request again
+/// after a jittered, growing pause (`RetryPolicy`), as long as the request's timeout allows, and fail with
+/// the last such refusal only then. `retryCount` counts the resends.
 ///
 /// Requests are closed-loop: one at a time per client (a later request executed first would make an
 /// earlier one stale at the replicas), so `execute` throws `.busy` if called while another is waiting.
@@ -42,9 +45,10 @@ public actor SintraClient {
         /// The result did not decode.
         case malformedResult(String)
         /// The replicas refused the request (t + 1 for this reason, or too many for a result to come). A
-        /// retryable reason (`RefusalReason.isRetryable`: queue full, unavailable) means the request may still
-        /// be executed, as after a timeout; a final one that it will not be. Also thrown as `.tooLarge`
-        /// before sending a request longer than any replica reads (`ClientPorts.recordBytesMax`).
+        /// retryable reason (`RefusalReason.isRetryable`: queue full, unavailable, overloaded) comes after the
+        /// retries the `RetryPolicy` and the timeout allowed, and means the request may still be executed, as
+        /// after a timeout; a final one that it will not be. Also thrown as `.tooLarge` before sending a
+        /// request longer than any replica reads (`ClientPorts.recordBytesMax`).
         case refused(RefusalReason)
 
         public var description: String {
@@ -74,6 +78,9 @@ public actor SintraClient {
                 "the replicas are overloaded (their queues are full); retry later (the request may still be executed)"
             case .unavailable:
                 "the replicas are shutting down or stopped; retry later (the request may still be executed)"
+            case .overloaded:
+                "the replicas serve as many requests on this connection, or as many clients, as they take at "
+                    + "once; retry later (the request may still be executed)"
             case .tooLarge: "the request is larger than the replicas accept; it was not executed"
             case .invalidSignature:
                 "its signature does not verify for this cluster (is cluster.json the cluster's?); it was not executed"
@@ -88,7 +95,12 @@ public actor SintraClient {
 
     public let endpoints: [Endpoint]
     public let faulty: Int
+    /// The time a request has for its result, its retries included.
     public let timeoutSeconds: Double
+    /// How requests refused for a retryable reason are sent again.
+    public let retry: RetryPolicy
+    /// Requests sent again after retryable refusals, since the client started.
+    public private(set) var retryCount = 0
     /// The cluster the requests are signed for.
     public let clusterIdentifier: [UInt8]
     /// The key requests are signed with.
@@ -102,30 +114,47 @@ public actor SintraClient {
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let sslContext: NIOSSLContext
     private var channels: [Int: Channel] = [:]
-    private var waiting: (collector: ReplyCollector, continuation: CheckedContinuation<[UInt8], Error>)?
+    private var waiting: Waiting?
+
+    /// The request waiting for its result.
+    private struct Waiting {
+        var collector: ReplyCollector
+        let continuation: CheckedContinuation<[UInt8], Error>
+        /// The encoded `ClientRecord`, sent again as it is on a retry.
+        let record: [UInt8]
+        let deadline: ContinuousClock.Instant
+        /// Sends so far, the first included.
+        var attempts = 1
+        /// A resend is scheduled: further retryable verdicts until it goes out schedule no other.
+        var retryScheduled = false
+        /// The reason of the last retryable verdict, thrown if the timeout comes first.
+        var lastRefusal: RefusalReason?
+    }
 
     /// A client of the cluster in `configuration` (cluster.json), dialing each member's client port and
     /// signing with `key` (by default a fresh key, so a fresh client identity, per client).
-    public init(configuration: ClusterConfiguration, key: ClientKey = .generate(), timeoutSeconds: Double = 5)
-        throws
-    {
+    public init(
+        configuration: ClusterConfiguration, key: ClientKey = .generate(), timeoutSeconds: Double = 5,
+        retry: RetryPolicy = .default
+    ) throws {
         try self.init(
             endpoints: configuration.members.map {
                 Endpoint(member: $0.index, host: $0.host, port: ClientPorts.port(of: $0), identityKey: $0.identityKey)
             },
             faulty: configuration.faulty, clusterIdentifier: configuration.clusterIdentifier, key: key,
-            timeoutSeconds: timeoutSeconds)
+            timeoutSeconds: timeoutSeconds, retry: retry)
     }
 
     public init(
         endpoints: [Endpoint], faulty: Int, clusterIdentifier: [UInt8], key: ClientKey = .generate(),
-        timeoutSeconds: Double = 5
+        timeoutSeconds: Double = 5, retry: RetryPolicy = .default
     ) throws {
         self.endpoints = endpoints
         self.faulty = faulty
         self.clusterIdentifier = clusterIdentifier
         self.key = key
         self.timeoutSeconds = timeoutSeconds
+        self.retry = retry
         self.client = key.client
         self.sslContext = try ClientPorts.clientContext()
     }
@@ -154,8 +183,11 @@ public actor SintraClient {
         guard record.count <= ClientPorts.recordBytesMax else { throw Failure.refused(.tooLarge) }
         await connectMissing()
         let current = sequence
+        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         return try await withCheckedThrowingContinuation { continuation in
-            waiting = (ReplyCollector(faulty: faulty, sequence: current, replicas: endpoints.count), continuation)
+            waiting = Waiting(
+                collector: ReplyCollector(faulty: faulty, sequence: current, replicas: endpoints.count),
+                continuation: continuation, record: record, deadline: deadline)
             for channel in channels.values {
                 channel.writeAndFlush(ClientRecordDecoder.record(record, allocator: channel.allocator), promise: nil)
             }
@@ -166,6 +198,23 @@ public actor SintraClient {
         }
     }
 
+    /// Sends the waiting request `sequence` again, after a pause, to every replica that has not replied
+    /// (redialing dropped connections first: a new connection must carry the request for its replies to
+    /// be routed to it). Replicas that refused it for a retryable reason count afresh.
+    private func resend(sequence resent: UInt64) async {
+        guard let current = waiting, current.collector.sequence == resent else { return }
+        await connectMissing()
+        guard var current = waiting, current.collector.sequence == resent else { return }
+        current.collector.forgetRetryableRefusals()
+        current.attempts += 1
+        current.retryScheduled = false
+        waiting = current
+        retryCount += 1
+        for (member, channel) in channels where !current.collector.hasReplied(member) {
+            channel.writeAndFlush(ClientRecordDecoder.record(current.record, allocator: channel.allocator), promise: nil)
+        }
+    }
+
     /// Closes every connection.
     public func close() async {
         for channel in channels.values { try? await channel.close() }
@@ -173,11 +222,18 @@ public actor SintraClient {
         try? await group.shutdownGracefully()
     }
 
+    /// Ends the request `expired` at its timeout: with its last retryable refusal if it had one (the
+    /// replicas said why), else as a timeout.
     private func expire(sequence expired: UInt64) {
         guard let waiting, waiting.collector.sequence == expired else { return }
         self.waiting = nil
-        waiting.continuation.resume(
-            throwing: Failure.timeout(seconds: timeoutSeconds, replies: waiting.collector.replyCount, needed: faulty + 1))
+        if let reason = waiting.lastRefusal {
+            waiting.continuation.resume(throwing: Failure.refused(reason))
+        } else {
+            waiting.continuation.resume(
+                throwing: Failure.timeout(
+                    seconds: timeoutSeconds, replies: waiting.collector.replyCount, needed: faulty + 1))
+        }
     }
 
     fileprivate func received(_ bytes: [UInt8], from member: Int) {
@@ -195,11 +251,40 @@ public actor SintraClient {
         case .accepted(let result)?:
             waiting = nil
             current.continuation.resume(returning: result)
+        case .refused(let reason)? where reason.isRetryable:
+            waiting = current
+            scheduleRetry(after: reason)
         case .refused(let reason)?:
             waiting = nil
             current.continuation.resume(throwing: Failure.refused(reason))
         case nil:
             waiting = current
+        }
+    }
+
+    /// The waiting request was refused for a retryable `reason`: schedules its resend if the policy and the
+    /// timeout allow one and none is scheduled, else fails it with the refusal.
+    private func scheduleRetry(after reason: RefusalReason) {
+        guard var current = waiting else { return }
+        current.lastRefusal = reason
+        if current.retryScheduled {
+            waiting = current
+            return
+        }
+        let remaining = ContinuousClock.now.duration(to: current.deadline)
+        let remainingSeconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+        guard let delay = retry.delaySeconds(afterAttempts: current.attempts, remainingSeconds: remainingSeconds)
+        else {
+            waiting = nil
+            current.continuation.resume(throwing: Failure.refused(reason))
+            return
+        }
+        current.retryScheduled = true
+        waiting = current
+        let sequence = current.collector.sequence
+        Task {
+            try? await Task.sleep(for: .seconds(delay))
+            await self.resend(sequence: sequence)
         }
     }
 

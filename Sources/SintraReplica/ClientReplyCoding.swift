@@ -128,11 +128,17 @@ public enum ReplicaRecord: Sendable, Equatable {
 
 /// Why a replica refused a client request: one byte on the wire (`ClientRefusal`).
 ///
-/// Retryable reasons (`queueFull`, `unavailable`) describe the replica, not the request: the same request
-/// may be taken later, or by other replicas, so its outcome is unknown. Final reasons describe the request,
-/// and every honest replica decides them alike: the signature and key checks and the size bound are
-/// deterministic functions of the bytes, and `stale` means this replica executed a later request of the
-/// client, which every honest replica executes in the same order, so the refused one is never executed.
+/// Retryable reasons (`queueFull`, `unavailable`, `overloaded`) describe the replica, not the request: the
+/// same request may be taken later, or by other replicas, so its outcome is unknown, and a client may send
+/// the same signed request again (replicas deduplicate it by client and sequence; `SintraClient` does, with
+/// backoff). Final reasons describe the request, and every honest replica decides them alike: the signature
+/// and key checks and the size bound are deterministic functions of the bytes, and `stale` means this
+/// replica executed a later request of the client, which every honest replica executes in the same order,
+/// so the refused one is never executed.
+///
+/// Codes are never reused. A client that does not know a code (one older than the replica) fails to decode
+/// the refusal (`ClientRefusal.init(encoded:)` throws a `DecodingError`) and drops the record, so it waits
+/// for its timeout as it did before refusals existed; it never traps.
 public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
     /// The replica's admission or atomic broadcast queue is full: it is overloaded. Retryable.
     case queueFull = 1
@@ -148,6 +154,11 @@ public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, Cus
     case unavailable = 6
     /// The replica executed a later request of this client: this one will never be executed. Final.
     case stale = 7
+    /// The client listener's limits were reached: the connection has `requestsInFlightMax` requests
+    /// unanswered, or `clientsMax` other clients have replies routed (`ClientListener.Options`). The request
+    /// was not submitted at this replica. Retryable. (Code 8, added after the first seven: see above for
+    /// what older clients do with it.)
+    case overloaded = 8
 
     /// The reason for a request that failed its authentication.
     public init(_ error: ClientRequestError) {
@@ -160,7 +171,7 @@ public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, Cus
 
     /// Whether the refusal says something about the replica (try again later; the request may still be
     /// executed) rather than about the request (it will not be executed).
-    public var isRetryable: Bool { self == .queueFull || self == .unavailable }
+    public var isRetryable: Bool { self == .queueFull || self == .unavailable || self == .overloaded }
 
     /// A short label for logs, metrics and JSON.
     public var label: String {
@@ -172,6 +183,7 @@ public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, Cus
         case .malformed: "malformed"
         case .unavailable: "unavailable"
         case .stale: "stale"
+        case .overloaded: "overloaded"
         }
     }
 

@@ -252,6 +252,10 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
 ///   The reason given is the most frequent retryable one if any refusal is retryable (the outcome is not
 ///   known then), otherwise the most frequent one (ties: the lowest reason code).
 /// Rule 2 gives up only if at least one refusal came; without any the client waits for its timeout.
+///
+/// A client that sends the same request again after a retryable verdict (`SintraClient.RetryPolicy`) calls
+/// `forgetRetryableRefusals` first: replies stay (same request, same sequence), final refusals stay (the
+/// replica will give the same one), and the replicas that refused for a retryable reason count afresh.
 public struct ReplyCollector: Sendable {
     /// What the answers so far decide.
     public enum Verdict: Sendable, Equatable {
@@ -319,6 +323,14 @@ public struct ReplyCollector: Sendable {
         let most = candidates.map { counts[$0, default: 0] }.max() ?? 0
         return candidates.first { counts[$0, default: 0] == most }.map { .refused($0) }
     }
+
+    /// Drops the retryable refusals, before the same request is sent again: those replicas' next answers count.
+    public mutating func forgetRetryableRefusals() {
+        refusals = refusals.filter { !$0.value.isRetryable }
+    }
+
+    /// Whether `replica` replied (sending it the request again is of no use).
+    public func hasReplied(_ replica: Int) -> Bool { replies[replica] != nil }
 
     /// Replicas that replied.
     public var replyCount: Int { replies.count }

@@ -16,23 +16,48 @@ import SintraReplica
 /// authentic request of that client (so a forged request cannot divert another client's replies). Every
 /// other outcome is answered at once on the connection the request came on, and only there: a refusal
 /// with its reason (`ReplicaRecord.refusal`: queue full, too large, invalid signature or key, malformed,
-/// unavailable, stale), or, for a request this replica executed before, the cached reply. So a client
-/// learns fast why a request will not be executed, and no request holds a slot of its connection for
+/// unavailable, stale, overloaded), or, for a request this replica executed before, the cached reply. So a
+/// client learns fast why a request will not be executed, and no request holds a slot of its connection for
 /// ever. A status query is answered at once with the node's `ReplicaStatus` (unauthenticated, read-only:
-/// `sintra status`). A connection that sends a record that does not decode, or has more than
-/// `requestsInFlightMax` requests and queries unanswered, is closed and counted; if the record was a
-/// request with at least a key and a sequence number, its refusal (`.malformed`, or `.tooLarge` for an
-/// operation over `ClientRequest.operationBytesMax`) is sent first.
+/// `sintra status`). A connection that sends a record that does not decode is closed and counted; if the
+/// record was a request with at least a key and a sequence number, its refusal (`.malformed`, or
+/// `.tooLarge` for an operation over `ClientRequest.operationBytesMax`) is sent first.
+///
+/// Overload is answered, not hung up on. A request over the listener's limits (`requestsInFlightMax`
+/// unanswered requests on its connection, or a new client once `clientsMax` clients have replies routed)
+/// is refused at once with `.overloaded`, a retryable reason: the client backs off and sends the same
+/// request again (`RetryPolicy` in SintraClient). Before this, such a connection was closed without a word, and
+/// its client learned only from the dropped connection, losing its other requests' replies too. Each such
+/// refusal costs the replica a decode and a 30-byte write, never a submission, so the memory a connection
+/// holds stays bounded by `requestsInFlightMax` requests whatever it sends. Only a connection that floods
+/// far past the limits is closed (counted in `Statistics.overloaded`): one that draws more over-limit
+/// refusals than `overloadRefusalBurst` plus `overloadRefusalsPerSecond` per second allow (a client that
+/// backs off stays far below), or that keeps sending while its refusals pile up unread (the channel is no
+/// longer writable: its outbound buffer passed the high-water mark), so the replica never buffers without
+/// bound for a client that writes and does not read.
 ///
 /// Before its TLS handshake completes a connection costs the replica a handshake (an X25519 and an
 /// Ed25519 signature) and a slot of `connectionsMax`; one source address may hold at most
 /// `handshakesPerAddressMax` such connections, and each gets `handshakeTimeout` to finish, so that one
-/// host opening connections and never finishing them cannot take every slot.
+/// host opening connections and never finishing them cannot take every slot. A connection over
+/// `connectionsMax` is closed before its handshake: there is no TLS session yet to carry a refusal.
 public final class ClientListener: Sendable {
     /// Limits of the listener.
     public struct Options: Sendable {
-        /// Requests of one connection submitted and not yet answered.
+        /// Requests of one connection submitted and not yet answered (distinct client and sequence: the
+        /// same request sent again on its connection takes no second slot). Further ones are refused
+        /// `.overloaded`.
         public var requestsInFlightMax = 1024
+        /// Over-limit requests (refused `.overloaded`) one connection may send at once before it is closed
+        /// as a flooder; the allowance refills at `overloadRefusalsPerSecond`. Four times the in-flight
+        /// limit: a client with that many more requests than the limit, retrying each with backoff, stays
+        /// within it.
+        public var overloadRefusalBurst = 4096.0
+        /// The rate at which the over-limit allowance refills.
+        public var overloadRefusalsPerSecond = 1024.0
+        /// Status queries of one connection unanswered at once; one more closes the connection (a status
+        /// query carries no identifier a refusal could name, and `StatusProbe` asks once per connection).
+        public var statusQueriesInFlightMax = 4
         /// Client connections open at once.
         public var connectionsMax = 1024
         /// Connections from one source address whose TLS handshake has not completed, at once (as many as
@@ -40,7 +65,8 @@ public final class ClientListener: Sendable {
         public var handshakesPerAddressMax = 256
         /// Time a connection has to complete its TLS handshake.
         public var handshakeTimeout = TimeAmount.seconds(10)
-        /// Distinct clients with a routed reply at once (entries are dropped with their connection).
+        /// Distinct clients with a routed reply at once (entries are dropped with their connection); a
+        /// request of a further client is refused `.overloaded`.
         public var clientsMax = 65_536
         /// The port to listen on; nil uses the member's port plus `ClientPorts.offset`, 0 any free port.
         public var port: Int?
@@ -53,7 +79,10 @@ public final class ClientListener: Sendable {
         public var connections = 0
         /// Connections closed for records that do not decode or are too long.
         public var malformedRecords = 0
-        /// Connections closed for too many unanswered requests, or refused for too many connections.
+        /// Connections refused for too many connections (`connectionsMax`), and connections closed for
+        /// flooding: over-limit requests past the allowance, or sent while their answers went unread, or
+        /// more than `statusQueriesInFlightMax` status queries unanswered. Over-limit requests that were
+        /// refused are in `refusedByReason[.overloaded]`.
         public var overloaded = 0
         /// Connections refused because their source address had `handshakesPerAddressMax` unfinished
         /// handshakes, and connections closed for not finishing theirs within `handshakeTimeout`.
@@ -71,6 +100,8 @@ public final class ClientListener: Sendable {
         public var statusQueries = 0
         /// Client connections open now.
         public var openConnections = 0
+        /// Distinct clients with replies routed now (at most `clientsMax`).
+        public var routedClients = 0
         public init() {}
     }
 
@@ -104,6 +135,7 @@ public final class ClientListener: Sendable {
         state.withLockedValue { state in
             var statistics = state.statistics
             statistics.openConnections = state.connections
+            statistics.routedClients = state.routes.count
             return statistics
         }
     }
@@ -206,34 +238,30 @@ public final class ClientListener: Sendable {
             }
             return false
         }
-        let accepted = state.withLockedValue { state -> Bool in
-            guard route.inFlight.withLockedValue({ $0 }) < options.requestsInFlightMax else {
-                state.statistics.overloaded += 1
-                return false
-            }
-            guard state.routes.count < options.clientsMax || state.routes[request.client] != nil else {
-                state.statistics.overloaded += 1
-                return false
-            }
-            state.statistics.requests += 1
+        switch admit(request, on: route) {
+        case .admitted, .resubmit:
+            break
+        case .submitting:
             return true
+        case .overLimit:
+            return refuseOverLimit(request, on: route)
         }
-        guard accepted else { return false }
-        route.inFlight.withLockedValue { $0 += 1 }
         let node = self.node
         Task {
             let outcome = await node.submission(of: request) { self.setRoute(of: request.client, to: route) }
             switch outcome {
             case .queued:
-                break
+                route.pending.withLockedValue { $0.submitted(client: request.client, sequence: request.sequence) }
             case .answered(let reply):
                 self.state.withLockedValue { $0.statistics.cachedReplies += 1 }
+                route.pending.withLockedValue { $0.answered(client: reply.client, through: reply.sequence) }
                 self.answer(.reply(reply), on: route)
             case .refused(let reason):
                 self.state.withLockedValue { state in
                     state.statistics.refused += 1
                     state.statistics.refusedByReason[reason, default: 0] += 1
                 }
+                route.pending.withLockedValue { $0.refused(client: request.client, sequence: request.sequence) }
                 let refusal = ClientRefusal(client: request.client, sequence: request.sequence, reason: reason)
                 self.answer(.refusal(refusal), on: route)
             }
@@ -241,18 +269,70 @@ public final class ClientListener: Sendable {
         return true
     }
 
+    /// Whether `request` may be submitted: it takes a slot of its connection (`.admitted`), already holds one
+    /// (sent again on the same connection, as a retrying client does: `.resubmit`, which answers it from the
+    /// executor's cache if it was executed meanwhile, or `.submitting`, nothing to do while its submission
+    /// is under way), or is over a limit.
+    private func admit(_ request: ClientRequest, on route: ConnectionRoute) -> PendingRequests.Admission {
+        state.withLockedValue { state in
+            guard state.routes.count < options.clientsMax || state.routes[request.client] != nil else {
+                return .overLimit
+            }
+            let admission = route.pending.withLockedValue {
+                $0.admit(client: request.client, sequence: request.sequence, limit: options.requestsInFlightMax)
+            }
+            if admission != .overLimit, admission != .submitting { state.statistics.requests += 1 }
+            return admission
+        }
+    }
+
+    /// Refuses a request over the limits with `.overloaded`, on its connection; returns false (close the
+    /// connection) instead if the connection floods: its allowance of over-limit requests is spent, or its
+    /// answers are not read (the channel is not writable: the refusal would only grow its outbound buffer).
+    /// Runs on the connection's event loop (from `channelRead`), so the write keeps the record order.
+    private func refuseOverLimit(_ request: ClientRequest, on route: ConnectionRoute) -> Bool {
+        let channel = route.channel
+        let allowed =
+            channel.isWritable
+            && route.overloadAllowance.withLockedValue {
+                $0.take(
+                    at: NIODeadline.now(), burst: options.overloadRefusalBurst,
+                    perSecond: options.overloadRefusalsPerSecond)
+            }
+        state.withLockedValue { state in
+            if allowed {
+                state.statistics.refused += 1
+                state.statistics.refusedByReason[.overloaded, default: 0] += 1
+            } else {
+                state.statistics.overloaded += 1
+            }
+        }
+        guard allowed else {
+            options.logger.notice(
+                "closing a client connection that floods past its limits",
+                metadata: ["address": "\(channel.remoteAddress?.description ?? "unknown")"])
+            return false
+        }
+        let refusal = ClientRefusal(client: request.client, sequence: request.sequence, reason: .overloaded)
+        channel.writeAndFlush(
+            ClientRecordDecoder.record(ReplicaRecord.refusal(refusal).encoded, allocator: channel.allocator),
+            promise: nil)
+        return true
+    }
+
     /// Answers a request at once on the connection it came on (never on a connection found by client
-    /// identifier: a forged request must not reach another client's connection), freeing its slot.
+    /// identifier: a forged request must not reach another client's connection).
     private func answer(_ record: ReplicaRecord, on route: ConnectionRoute) {
-        route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
         let channel = route.channel
         channel.writeAndFlush(ClientRecordDecoder.record(record.encoded, allocator: channel.allocator), promise: nil)
     }
 
+    /// Answers a status query; more than `statusQueriesInFlightMax` unanswered on one connection close it
+    /// (returns false): a status query has no identifier a refusal could name.
     private func answerStatusQuery(on route: ConnectionRoute) -> Bool {
-        let admitted = route.inFlight.withLockedValue { inFlight in
-            guard inFlight < options.requestsInFlightMax else { return false }
-            inFlight += 1
+        let admitted = route.statusQueries.withLockedValue { unanswered in
+            guard unanswered < options.statusQueriesInFlightMax else { return false }
+            unanswered += 1
             return true
         }
         guard admitted else {
@@ -263,7 +343,7 @@ public final class ClientListener: Sendable {
         let node = self.node
         Task {
             let status = await node.status
-            route.inFlight.withLockedValue { $0 = max(0, $0 - 1) }
+            route.statusQueries.withLockedValue { $0 = max(0, $0 - 1) }
             let channel = route.channel
             channel.writeAndFlush(
                 ClientRecordDecoder.record(ReplicaRecord.status(status).encoded, allocator: channel.allocator),
@@ -302,7 +382,9 @@ public final class ClientListener: Sendable {
             }
         }
         for (route, replies) in groups.values {
-            route.inFlight.withLockedValue { $0 = max(0, $0 - replies.count) }
+            route.pending.withLockedValue { pending in
+                for reply in replies { pending.answered(client: reply.client, through: reply.sequence) }
+            }
             let channel = route.channel
             channel.eventLoop.execute {
                 let records = replies.map { ReplicaRecord.reply($0).encoded }
@@ -317,14 +399,108 @@ public final class ClientListener: Sendable {
     }
 }
 
-/// One client connection: its channel, the clients whose replies it carries, its unanswered requests.
+/// One client connection: its channel, the clients whose replies it carries, its unanswered requests and
+/// status queries, and its allowance of over-limit requests.
 final class ConnectionRoute: Sendable {
     let channel: Channel
     let clients = NIOLockedValueBox<[[UInt8]]>([])
-    let inFlight = NIOLockedValueBox(0)
+    let pending = NIOLockedValueBox(PendingRequests())
+    let statusQueries = NIOLockedValueBox(0)
+    let overloadAllowance = NIOLockedValueBox(OverloadAllowance())
 
     init(channel: Channel) {
         self.channel = channel
+    }
+}
+
+/// The requests of one connection that this replica has not answered yet, by client and sequence number:
+/// what `ClientListener.Options.requestsInFlightMax` bounds.
+///
+/// Counted by (client, sequence), not by record, so that a client sending the same request again (a retry
+/// after other replicas refused it, while this one holds it) takes no second slot: a counter per record
+/// grew by one for every such resend and was taken back once, by the one reply, until the connection sat
+/// at its limit for good. A copy is submitted again only once the previous submission of the request
+/// returned (so a connection has at most `requestsInFlightMax` submissions under way, however many copies
+/// it sends). A reply to a client's request also settles its older ones on the connection (the executor
+/// will never reply to those: they are stale), so a client that moved on leaves nothing behind.
+struct PendingRequests {
+    enum Admission: Equatable {
+        /// Took a slot: submit it.
+        case admitted
+        /// Held a slot already, and its last submission returned (it is queued): submit the copy.
+        case resubmit
+        /// Held a slot already, and its submission is under way: nothing to do.
+        case submitting
+        /// The connection holds its limit of unanswered requests.
+        case overLimit
+    }
+
+    private struct Entry {
+        let sequence: UInt64
+        var submitting: Bool
+    }
+
+    /// Unanswered requests in all.
+    private(set) var count = 0
+    /// Each client's unanswered requests (a closed-loop client has one).
+    private var entries: [[UInt8]: [Entry]] = [:]
+
+    mutating func admit(client: [UInt8], sequence: UInt64, limit: Int) -> Admission {
+        if var list = entries[client], let index = list.firstIndex(where: { $0.sequence == sequence }) {
+            guard !list[index].submitting else { return .submitting }
+            list[index].submitting = true
+            entries[client] = list
+            return .resubmit
+        }
+        guard count < limit else { return .overLimit }
+        entries[client, default: []].append(Entry(sequence: sequence, submitting: true))
+        count += 1
+        return .admitted
+    }
+
+    /// The request's submission returned without an answer (it is queued): a copy may be submitted again.
+    mutating func submitted(client: [UInt8], sequence: UInt64) {
+        guard var list = entries[client], let index = list.firstIndex(where: { $0.sequence == sequence }) else {
+            return
+        }
+        list[index].submitting = false
+        entries[client] = list
+    }
+
+    /// The request was refused: its slot is free.
+    mutating func refused(client: [UInt8], sequence: UInt64) {
+        guard var list = entries[client], let index = list.firstIndex(where: { $0.sequence == sequence }) else {
+            return
+        }
+        list.remove(at: index)
+        count -= 1
+        entries[client] = list.isEmpty ? nil : list
+    }
+
+    /// The client's request `sequence` was answered: its slot and those of the client's older requests are free.
+    mutating func answered(client: [UInt8], through sequence: UInt64) {
+        guard let list = entries[client] else { return }
+        let kept = list.filter { $0.sequence > sequence }
+        count -= list.count - kept.count
+        entries[client] = kept.isEmpty ? nil : kept
+    }
+}
+
+/// A connection's allowance of over-limit requests: a token bucket, full at `burst`, refilled at
+/// `perSecond`. Spent, it marks a flooder (`ClientListener.refuseOverLimit`).
+struct OverloadAllowance {
+    private var tokens: Double?
+    private var last = NIODeadline.uptimeNanoseconds(0)
+
+    /// Takes one token at `now`; false if none is left.
+    mutating func take(at now: NIODeadline, burst: Double, perSecond: Double) -> Bool {
+        let elapsedSeconds = Double(max(0, (now - last).nanoseconds)) / 1e9
+        var available = tokens.map { min(burst, $0 + elapsedSeconds * perSecond) } ?? burst
+        last = now
+        defer { tokens = available }
+        guard available >= 1 else { return false }
+        available -= 1
+        return true
     }
 }
 

@@ -16,6 +16,8 @@ import SintraReplica
 /// `client_connections`, `client_requests_total`, `client_malformed_records_total`,
 /// `client_refusals_total{reason}` (refusals sent to clients, by `RefusalReason.label`),
 /// `client_cached_replies_total` (requests answered from the executor's cache: they came after execution),
+/// `client_routed_clients`, `client_overload_closes_total` (connections refused or closed for flooding
+/// past the listener's limits; requests over them are refused `overloaded`),
 /// `checkpoint_stable_round`, `state_transfers_total`, `state_transfer_rejected_total`, `diverged` (1 once
 /// the replica stopped because its state differs from a certified checkpoint).
 public final class ReplicaMetrics: Sendable {
@@ -87,6 +89,8 @@ public final class ReplicaMetrics: Sendable {
                 count("sintra_client_requests_total", [], clients.requests, &totals)
                 count("sintra_client_malformed_records_total", [], clients.malformedRecords, &totals)
                 count("sintra_client_cached_replies_total", [], clients.cachedReplies, &totals)
+                gauge("sintra_client_routed_clients", [], &totals).record(Int64(clients.routedClients))
+                count("sintra_client_overload_closes_total", [], clients.overloaded, &totals)
                 for reason in RefusalReason.allCases {
                     let number = clients.refusedByReason[reason, default: 0]
                     count("sintra_client_refusals_total", [("reason", reason.label)], number, &totals)

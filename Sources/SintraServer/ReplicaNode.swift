@@ -368,7 +368,7 @@ public actor ReplicaNode {
         case .queued(let result): return .success(result)
         case .answered, .refused(.stale): return .success(.duplicate)
         case .refused(.tooLarge): return .success(.tooLarge)
-        case .refused(.queueFull), .refused(.unavailable): return .success(.queueFull)
+        case .refused(.queueFull), .refused(.unavailable), .refused(.overloaded): return .success(.queueFull)
         case .refused(.invalidSignature): return .failure(.invalidSignature)
         case .refused(.invalidPublicKey): return .failure(.invalidPublicKey)
         case .refused(.malformed): return .failure(.malformed)

@@ -108,12 +108,13 @@ struct BenchCommand: AsyncParsableCommand {
         let after = BenchSnapshot(local)
         try await finished.get()
         let result = try await loop.submit { load.outcome }.get()
+        let retries = multiplexers.reduce(0) { $0 + $1.retryCount }
         for multiplexer in multiplexers { await multiplexer.close() }
         try await group.shutdownGracefully()
         local.stop(removingFolder: false)
         let report = BenchReport(
             command: self, faulty: local.faulty, connections: multiplexers.count, load: result, before: before,
-            after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples)
+            after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples, retries: retries)
         print(json ? report.json : report.text)
         // Refusals are answers (counted by reason in the report); lost requests are not.
         guard report.lost == 0 else { throw ExitCode(2) }
@@ -159,8 +160,8 @@ final class ClosedLoopLoad: @unchecked Sendable {
         var latenciesMicroseconds: [UInt32] = []
         /// Answered with a result other than `.ok`, or not answered, over the whole run (refusals apart).
         var failed = 0
-        /// Refused by the replicas (`SintraClient.Failure.refused`), by reason, over the whole run: answered,
-        /// not lost.
+        /// Refused by the replicas (`SintraClient.Failure.refused`: final, or retryable after the retries the
+        /// timeout allowed), by reason, over the whole run: answered, not lost.
         var refusals: [RefusalReason: Int] = [:]
         /// Answered outside the window (warm-up, or finishing after its end).
         var answeredOutside = 0

@@ -49,6 +49,8 @@ struct BenchReport: Codable {
     /// and by reason (`RefusalReason.label`); not counted as lost: the clients were told why at once.
     var refused: Int
     var refusedByReason: [String: Int]
+    /// Requests the clients sent again after retryable refusals (`RetryPolicy.default`), over the whole run.
+    var retries: Int
     /// Milliseconds per atomic broadcast round at replica 1 during the window.
     var roundMilliseconds: Double?
     var replicaStatistics: [Replica]
@@ -62,8 +64,9 @@ struct BenchReport: Codable {
 
     init(
         command: BenchCommand, faulty: Int, connections: Int, load: ClosedLoopLoad.Result, before: BenchSnapshot,
-        after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample]
+        after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample], retries: Int
     ) {
+        self.retries = retries
         resources = samples
         replicas = command.replicas
         self.faulty = faulty
@@ -132,6 +135,7 @@ struct BenchReport: Codable {
             "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
             "  lost              \(lost)" + (firstFailure.map { " (first: \($0))" } ?? ""),
             "  refused           " + refusedText,
+            "  retried           \(retries) (requests sent again after retryable refusals)",
             "  clients' CPU      \(number(clientCPUSeconds, "%.2f")) s in the window (this process)",
             "  load average      \(number(loadAverage, "%.2f"))",
             "",

@@ -11,10 +11,13 @@ struct ClientCommand: AsyncParsableCommand {
         abstract: "Run one operation on a SintraKV cluster: put K V | get K | delete K | cas K OLD NEW | scan FROM TO.",
         discussion: """
             The request goes to every replica; the result is printed once t + 1 replicas sent the same one. \
-            For cas, OLD may be '-' for "the key must be absent". If the replicas refuse the request (t + 1 for \
-            one reason, or too many for a result to come) or too few answer in time, the reason is printed and \
-            the exit status is 75 (EX_TEMPFAIL) when trying again may succeed (queue-full, unavailable, a \
-            timeout), 1 when it will not (invalid-signature, invalid-public-key, too-large, malformed, stale).
+            For cas, OLD may be '-' for "the key must be absent". A request the replicas refuse for a \
+            retryable reason (queue-full, unavailable, overloaded) is sent again after a growing, jittered \
+            pause until the timeout (unless --no-retry). If the replicas refuse the request (t + 1 for one \
+            reason, or too many for a result to come) or too few answer in time, the reason is printed and \
+            the exit status is 75 (EX_TEMPFAIL) when trying again may succeed (queue-full, unavailable, \
+            overloaded, a timeout), 1 when it will not (invalid-signature, invalid-public-key, too-large, \
+            malformed, stale).
             """)
 
     @Option(name: .long, help: "Path of cluster.json.")
@@ -25,8 +28,11 @@ struct ClientCommand: AsyncParsableCommand {
         help: "Client key file: loaded if it exists, else created with mode 0600. Default: a fresh key per run.")
     var key: String?
 
-    @Option(name: .long, help: "Seconds to wait for t + 1 matching replies.")
+    @Option(name: .long, help: "Seconds to wait for t + 1 matching replies, retries included.")
     var timeout: Double = 5
+
+    @Flag(name: .long, help: "Fail at once on a retryable refusal instead of sending the request again.")
+    var noRetry = false
 
     @Argument(help: "The operation and its arguments.")
     var words: [String]
@@ -54,7 +60,8 @@ struct ClientCommand: AsyncParsableCommand {
     func run() async throws {
         let cluster = try KeyFolder.loadCluster(config)
         let clientKey = try key.map(Self.loadOrCreateKey) ?? ClientKey.generate()
-        let client = try SintraClient(configuration: cluster, key: clientKey, timeoutSeconds: timeout)
+        let client = try SintraClient(
+            configuration: cluster, key: clientKey, timeoutSeconds: timeout, retry: noRetry ? .never : .default)
         do {
             let result = try await client.execute(try parseOperation())
             await client.close()

@@ -107,7 +107,8 @@ struct DemoCommand: AsyncParsableCommand {
         print("  requests refused    \(refusals.values.reduce(0, +))"
             + (refusals.isEmpty
                 ? "" : " (" + refusals.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.label) \($0.value)" }
-                    .joined(separator: ", ") + "; the clients were told at once)"))
+                    .joined(separator: ", ") + "; the clients were told why)"))
+        print("  requests retried    \(await recorder.retries) (sent again after a retryable refusal)")
         if restarted { await reportRejoin(local) }
     }
 
@@ -159,6 +160,7 @@ struct DemoCommand: AsyncParsableCommand {
                 await recorder.record(milliseconds, ok: (try? outcome.get()) == .ok)
             }
         }
+        await recorder.retried(await client.retryCount)
         await client.close()
     }
 }
@@ -168,6 +170,12 @@ actor LatencyRecorder {
     private var latencies = [Double]()
     private var failed = 0
     private(set) var refusals: [RefusalReason: Int] = [:]
+    /// Requests the clients sent again after retryable refusals (`SintraClient.retryCount`).
+    private(set) var retries = 0
+
+    func retried(_ count: Int) {
+        retries += count
+    }
 
     func record(_ milliseconds: Double, ok: Bool) {
         if ok { latencies.append(milliseconds) } else { failed += 1 }

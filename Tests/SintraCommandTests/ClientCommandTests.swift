@@ -46,11 +46,15 @@ import Testing
     }
 
     /// What `sintra client` prints and returns for a refusal: the reason, what it means, and whether to retry.
-    @Test func refusalsArePrintedWithTheirMeaningAndExitStatus() {
+    @Test func refusalsArePrintedWithTheirMeaningAndExitStatus() throws {
         let overloaded = SintraClient.Failure.refused(.queueFull)
         #expect("\(overloaded)".contains("queue-full") && "\(overloaded)".contains("retry later"))
         #expect(ClientCommand.exitStatus(for: overloaded) == 75)
         #expect(ClientCommand.exitStatus(for: .refused(.unavailable)) == 75)
+        let busy = SintraClient.Failure.refused(.overloaded)
+        #expect("\(busy)".contains("overloaded") && "\(busy)".contains("retry later"))
+        #expect(ClientCommand.exitStatus(for: busy) == 75)
+        #expect(try ClientCommand.parse(["--config", "c.json", "--no-retry", "get", "k"]).noRetry)
         #expect(ClientCommand.exitStatus(for: .timeout(seconds: 5, replies: 1, needed: 2)) == 75)
         let forged = SintraClient.Failure.refused(.invalidSignature)
         #expect("\(forged)".contains("invalid-signature") && "\(forged)".contains("not executed"))

@@ -23,7 +23,11 @@ import Testing
         #expect(throws: DecodingError.self) { try ReplicaRecord(encoded: bytes) }
         #expect(throws: DecodingError.self) { try ReplicaRecord(encoded: Array(bytes.dropLast())) }
         #expect(throws: DecodingError.self) { try ReplicaRecord(encoded: bytes + [0]) }
-        #expect(RefusalReason.allCases.filter(\.isRetryable) == [.queueFull, .unavailable])
+        #expect(RefusalReason.allCases.filter(\.isRetryable) == [.queueFull, .unavailable, .overloaded])
+        // Codes are fixed on the wire: a client built before a code existed rejects it with a typed error.
+        #expect(RefusalReason.allCases.map(\.rawValue) == Array(1...8))
+        bytes[bytes.count - 1] = 9
+        #expect(throws: DecodingError.self) { try ReplicaRecord(encoded: bytes) }
         #expect(Set(RefusalReason.allCases.map(\.label)).count == RefusalReason.allCases.count)
     }
 
@@ -120,5 +124,22 @@ import Testing
         #expect(collector.refusalCount == 1)
         #expect(collector.add(reply([1]), from: 1) == [1])
         #expect(collector.refusalCount == 0)
+    }
+
+    /// Before a retry the client forgets the retryable refusals (those replicas count afresh) and keeps the
+    /// replies and the final refusals.
+    @Test func aRetryForgetsOnlyTheRetryableRefusals() {
+        var collector = ReplyCollector(faulty: 1, sequence: 5, replicas: 4)
+        #expect(collector.add(reply([1]), from: 1) == nil)
+        #expect(collector.add(refusal(.stale), from: 2) == nil)
+        #expect(collector.add(refusal(.overloaded), from: 3) == nil)
+        #expect(collector.add(refusal(.queueFull), from: 4) == .refused(.queueFull))
+        collector.forgetRetryableRefusals()
+        #expect(collector.verdict == nil)
+        #expect(collector.refusalCount == 1 && collector.replyCount == 1)
+        #expect(collector.hasReplied(1) && !collector.hasReplied(3))
+        // Replica 2's final refusal still counts; replica 3 answers the resend with the result.
+        #expect(collector.add(refusal(.invalidSignature), from: 2) == nil, "replica 2 counts once")
+        #expect(collector.add(reply([1]), from: 3) == [1])
     }
 }

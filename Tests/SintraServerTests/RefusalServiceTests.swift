@@ -27,6 +27,8 @@ import Testing
             try await forger.execute(.put(key: [1], value: [1]))
         }
         #expect(!SintraClient.Failure.refused(.invalidSignature).isRetryable)
+        // A final refusal is not retried (the default policy retries only retryable ones).
+        #expect(await forger.retryCount == 0)
         await forger.close()
         let client = try service.client(timeoutSeconds: 120)
         // Over the queues' request bound (64 KiB): refused by every replica before any signature check.
@@ -58,11 +60,16 @@ import Testing
         await service.shutdown()
     }
 
+    /// Queues that stay full: the client sends the request again as often as its policy allows (three sends
+    /// here), then fails with the retryable refusal; the multiplexer's slots do the same.
     @Test func aFullQueueIsARetryableRefusal() async throws {
         var options = ReplicaNode.Options.testing
         options.broadcastLimits.pendingCountMax = 0
         let service = try await Service(nodeOptions: options)
-        let client = try service.client(timeoutSeconds: 120)
+        let policy = RetryPolicy(attemptsMax: 3, initialDelaySeconds: 0.01, delayMaxSeconds: 0.05)
+        let client = try SintraClient(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            timeoutSeconds: 120, retry: policy)
         do {
             _ = try await client.execute(.put(key: [1], value: [1]))
             Issue.record("a request was executed with every queue full")
@@ -70,7 +77,20 @@ import Testing
             #expect(failure == .refused(.queueFull))
             #expect(failure.isRetryable)
         }
+        #expect(await client.retryCount == 2)
         await client.close()
+        let multiplexer = try ClientMultiplexer(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            slots: 2, timeoutSeconds: 120, retry: policy)
+        #expect(await multiplexer.connect() == 4)
+        let futures = (0..<2).map { slot in
+            multiplexer.execute(slot: slot, operation: KeyValueStore.Operation.put(key: [UInt8(slot)], value: [1]).encoded)
+        }
+        for future in futures {
+            await #expect(throws: SintraClient.Failure.refused(.queueFull)) { try await future.get() }
+        }
+        #expect(multiplexer.retryCount == 4)
+        await multiplexer.close()
         await service.shutdown()
     }
 
@@ -80,9 +100,10 @@ import Testing
     @Test func aRequestThatComesAfterItsExecutionIsAnswered() async throws {
         let service = try await Service()
         let key = ClientKey.generate()
+        // Two sends at most: the unavailable replicas at the end refuse every retry alike.
         let client = try SintraClient(
             endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
-            key: key, timeoutSeconds: 120)
+            key: key, timeoutSeconds: 120, retry: RetryPolicy(attemptsMax: 2, initialDelaySeconds: 0.01))
         let operation = KeyValueStore.Operation.put(key: [1], value: [1]).encoded
         #expect(try await client.execute(operation: operation) == KeyValueStore.Result.ok.encoded)
         let sequence = await client.lastSequence
@@ -111,6 +132,7 @@ import Testing
         await #expect(throws: SintraClient.Failure.refused(.unavailable)) {
             try await client.execute(.put(key: [1], value: [2]))
         }
+        #expect(await client.retryCount == 1)
         await client.close()
         for listener in service.listeners { await listener.shutdown() }
         for node in service.cluster.nodes.prefix(2) { await node.shutdown() }
@@ -177,6 +199,11 @@ final class RawClientConnection: Sendable {
         _ = await eventually(within: seconds) { self.received.withLockedValue { $0.count > number } }
         guard let bytes = received.withLockedValue({ $0.count > number ? $0[number] : nil }) else { return nil }
         return try ReplicaRecord(encoded: bytes)
+    }
+
+    /// Whether the replica closed the connection within `seconds`.
+    func closedByReplica(within seconds: Double = 120) async -> Bool {
+        await eventually(within: seconds) { !self.channel.isActive }
     }
 
     func close() async {
