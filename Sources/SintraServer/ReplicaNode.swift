@@ -501,7 +501,7 @@ public actor ReplicaNode {
                 toVerify.append(submission)
                 continue
             }
-            if let replaced = deferred.insert(submission, round: queueRound, now: .now) {
+            if let replaced = deferred.insert(submission, round: instance.round, now: .now) {
                 replaced.resolve(.queued(.duplicate))
             } else {
                 statistics.deferredRequests += 1
