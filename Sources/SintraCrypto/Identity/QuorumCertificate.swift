@@ -79,6 +79,9 @@ public struct NodeIdentity: Sendable {
     /// The RFC 8032 secret key (seed).
     public let seed: [UInt8]
     private let secret: Ed25519.ExpandedSecret
+    /// Decoded and checked once here: the check (prime order, a variable-base multiplication) on every use
+    /// cost a client more than half its CPU when it was recomputed for each signed request.
+    public let publicKey: MemberPublicKey
 
     /// `seed` is the 32-byte RFC 8032 secret key.
     public init(index: Int, seed: [UInt8]) throws(DecodingError) {
@@ -87,12 +90,10 @@ public struct NodeIdentity: Sendable {
         }
         self.index = index
         self.seed = seed
-        self.secret = Ed25519.ExpandedSecret(seed: seed)
-    }
-
-    public var publicKey: MemberPublicKey {
+        let secret = Ed25519.ExpandedSecret(seed: seed)
+        self.secret = secret
         do {
-            return try MemberPublicKey(bytes: secret.publicKey)
+            publicKey = try MemberPublicKey(bytes: secret.publicKey)
         } catch {
             preconditionFailure("an Ed25519 key pair's public key has prime order: \(error)")
         }
