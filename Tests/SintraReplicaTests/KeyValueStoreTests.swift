@@ -88,6 +88,55 @@ import Testing
         #expect(throws: DecodingError.self) { try KeyValueStore(snapshot: [0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 5]) }
     }
 
+    /// Many keys across many chunks (`KeyValueStore.chunkCountMax`): every operation, scan and snapshot
+    /// agrees with a plain sorted reference, through chunk splits and chunks emptied by deletes, and a
+    /// snapshot restores the same state.
+    @Test func manyKeysAgreeWithASortedReference() throws {
+        var store = KeyValueStore()
+        var reference = [[UInt8]: [UInt8]]()
+        var random = SplitMix(seed: 21)
+        func key(_ number: UInt64) -> [UInt8] { Array("k\(number % 6000)".utf8) }
+        for step in 0..<30_000 {
+            let k = key(random.next())
+            let roll = random.next() % 10
+            if roll < 6 {
+                let value = [UInt8(step % 256), UInt8(step / 256 % 256)]
+                #expect(try run(&store, .put(key: k, value: value)) == .ok)
+                reference[k] = value
+            } else if roll < 9 || step > 25_000 {
+                #expect(try run(&store, .delete(key: k)) == (reference.removeValue(forKey: k) == nil ? .notFound : .ok))
+            } else {
+                #expect(try run(&store, .get(key: k)) == (reference[k].map { .value($0) } ?? .notFound))
+            }
+        }
+        #expect(store.count == reference.count)
+        let sorted = reference.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        // Scans from anywhere, across chunk boundaries, agree with the reference.
+        for _ in 0..<50 {
+            let from = key(random.next()), to = key(random.next())
+            let expected = sorted.filter { !$0.lexicographicallyPrecedes(from) && $0.lexicographicallyPrecedes(to) }
+                .prefix(700).map { ($0, reference[$0]!) }
+            guard case .entries(let entries) = try run(&store, .scan(from: from, to: to, limit: 700)) else {
+                Issue.record("a scan returns entries")
+                continue
+            }
+            #expect(entries.map(\.key) == expected.map(\.0))
+            #expect(entries.map(\.value) == expected.map(\.1))
+        }
+        var writer = ByteWriter()
+        writer.write(UInt64(sorted.count))
+        for k in sorted {
+            writer.writeVariable(k)
+            writer.writeVariable(reference[k]!)
+        }
+        #expect(store.snapshot() == writer.bytes, "the snapshot lists every entry in key order")
+        let restored = try KeyValueStore(snapshot: store.snapshot())
+        #expect(restored.digest == store.digest && restored.count == store.count)
+        // Deleting everything leaves an empty store equal to a new one.
+        for k in sorted { _ = store.apply(KeyValueStore.Operation.delete(key: k).encoded) }
+        #expect(store.count == 0 && store.digest == KeyValueStore().digest)
+    }
+
     @Test func executorRunsEachRequestOnce() throws {
         var executor = RequestExecutor(machine: KeyValueStore())
         let key = try ClientKey(seed: [UInt8](repeating: 7, count: 32))
