@@ -49,12 +49,17 @@ public final class ClientListener: Sendable {
         /// `.overloaded`.
         public var requestsInFlightMax = 1024
         /// Over-limit requests (refused `.overloaded`) one connection may send at once before it is closed
-        /// as a flooder; the allowance refills at `overloadRefusalsPerSecond`. Four times the in-flight
-        /// limit: a client with that many more requests than the limit, retrying each with backoff, stays
-        /// within it.
-        public var overloadRefusalBurst = 4096.0
+        /// as a flooder; the allowance refills at `overloadRefusalsPerSecond`. The pair is generous on
+        /// purpose: closing a connection drops the replies of every client on it, and a client library that
+        /// runs more requests than the limit on one connection (a `ClientMultiplexer` with more slots, or new
+        /// clients over `clientsMax`) draws a refusal per request and retry, several per second for each
+        /// new request while its pauses are short. A refusal costs about as much as answering a stale
+        /// request (a decode and a write), and a client that writes without waiting for its answers sends
+        /// records as fast as the replica reads them, many times this rate, so it is still closed within a
+        /// few seconds.
+        public var overloadRefusalBurst = 16_384.0
         /// The rate at which the over-limit allowance refills.
-        public var overloadRefusalsPerSecond = 1024.0
+        public var overloadRefusalsPerSecond = 8_192.0
         /// Status queries of one connection unanswered at once; one more closes the connection (a status
         /// query carries no identifier a refusal could name, and `StatusProbe` asks once per connection).
         public var statusQueriesInFlightMax = 4

@@ -37,6 +37,14 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run the replicas without durable state (to measure what durability costs).")
     var inMemory = false
 
+    @Option(
+        name: .long,
+        help: """
+            Requests one client connection may have unanswered at a replica (sintra replica --client-requests-max); \
+            below the clients per connection, the excess is refused 'overloaded' and retried (to measure overload).
+            """)
+    var clientRequestsMax: Int?
+
     @Flag(name: .long, help: "Print the result as JSON instead of text.")
     var json = false
 
@@ -53,10 +61,13 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard (0...KeyValueStore.valueBytesMax).contains(payload) else { throw ValidationError("--payload too large") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard (clientRequestsMax ?? 1) >= 1 else { throw ValidationError("--client-requests-max must be positive") }
     }
 
     func run() async throws {
-        let local = try LocalCluster(replicas: replicas, label: "bench", inMemory: inMemory)
+        let local = try LocalCluster(
+            replicas: replicas, label: "bench", inMemory: inMemory,
+            replicaArguments: clientRequestsMax.map { ["--client-requests-max", "\($0)"] } ?? [])
         defer { local.stop() }
         try await local.waitUntilServing()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -83,7 +94,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if !json {
             print("sintra bench: n = \(replicas), t = \(local.faulty), \(clients) clients over \(multiplexers.count) "
-                + "connection(s) per replica, \(payload)-byte puts, \(warmup) s warm-up, \(duration) s measured")
+                + "connection(s) per replica, \(payload)-byte puts, \(warmup) s warm-up, \(duration) s measured"
+                + (clientRequestsMax.map { ", at most \($0) unanswered requests per connection at a replica" } ?? ""))
         }
 
         let now = NIODeadline.now().uptimeNanoseconds

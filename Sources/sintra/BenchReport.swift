@@ -29,6 +29,9 @@ struct BenchReport: Codable {
         var attestedRequests: Int?
         var deferredRequests: Int?
         var overdueRequests: Int?
+        /// Over the whole run: client requests refused `overloaded` and connections closed for flooding.
+        var overloadedRefusals: Int?
+        var overloadCloses: Int?
     }
 
     var replicas: Int
@@ -51,6 +54,9 @@ struct BenchReport: Codable {
     var refusedByReason: [String: Int]
     /// Requests the clients sent again after retryable refusals (`RetryPolicy.default`), over the whole run.
     var retries: Int
+    /// The replicas' limit of unanswered requests per client connection, if the run set one
+    /// (`--client-requests-max`).
+    var clientRequestsMax: Int?
     /// Milliseconds per atomic broadcast round at replica 1 during the window.
     var roundMilliseconds: Double?
     var replicaStatistics: [Replica]
@@ -67,6 +73,7 @@ struct BenchReport: Codable {
         after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample], retries: Int
     ) {
         self.retries = retries
+        clientRequestsMax = command.clientRequestsMax
         resources = samples
         replicas = command.replicas
         self.faulty = faulty
@@ -106,7 +113,8 @@ struct BenchReport: Codable {
                 submissionVerifications: final[offset]?.submissionVerifications,
                 executionVerifications: final[offset]?.executionVerifications,
                 attestedRequests: final[offset]?.attestedRequests,
-                deferredRequests: final[offset]?.deferredRequests, overdueRequests: final[offset]?.overdueRequests)
+                deferredRequests: final[offset]?.deferredRequests, overdueRequests: final[offset]?.overdueRequests,
+                overloadedRefusals: final[offset]?.overloadedRefusals, overloadCloses: final[offset]?.overloadCloses)
         }
         if let batches = replicaStatistics.first?.batches, batches > 0 {
             roundMilliseconds = seconds * 1000 / Double(batches)
@@ -136,6 +144,9 @@ struct BenchReport: Codable {
             "  lost              \(lost)" + (firstFailure.map { " (first: \($0))" } ?? ""),
             "  refused           " + refusedText,
             "  retried           \(retries) (requests sent again after retryable refusals)",
+            "  overload          " + replicaStatistics.map {
+                "\($0.overloadedRefusals.map(String.init) ?? "?") refused, \($0.overloadCloses.map(String.init) ?? "?") closed"
+            }.joined(separator: " | ") + " (per replica: requests over its client limits, connections closed for flooding)",
             "  clients' CPU      \(number(clientCPUSeconds, "%.2f")) s in the window (this process)",
             "  load average      \(number(loadAverage, "%.2f"))",
             "",

@@ -18,6 +18,8 @@ final class LocalCluster {
     private(set) var processes: [Process] = []
     let inMemory: Bool
     private let logLevel: String
+    /// Further arguments for every replica process.
+    private let replicaArguments: [String]
     /// An environment variable with a command put before every replica's (`{id}` is its index), to run the
     /// replicas under a profiler; its CPU figures then include the wrapper's.
     static let wrapperVariable = "SINTRA_REPLICA_WRAPPER"
@@ -25,7 +27,9 @@ final class LocalCluster {
     /// Deals keys for `replicas` replicas and starts their processes; call `stop()` when done.
     /// `inMemory` runs the replicas without durable state (`sintra replica --in-memory`); otherwise each keeps
     /// its SQLite store in replica-I.data in the folder.
-    init(replicas: Int, label: String, inMemory: Bool = false, logLevel: String = "warning") throws {
+    init(
+        replicas: Int, label: String, inMemory: Bool = false, logLevel: String = "warning", replicaArguments: [String] = []
+    ) throws {
         self.replicas = replicas
         faulty = (replicas - 1) / 3
         folder = NSTemporaryDirectory() + "sintra-\(label)-\(UInt32.random(in: 0...UInt32.max))"
@@ -38,6 +42,7 @@ final class LocalCluster {
         configuration = try KeyFolder.loadCluster(KeyFolder.clusterPath(folder))
         self.inMemory = inMemory
         self.logLevel = logLevel
+        self.replicaArguments = replicaArguments
         for index in 1...replicas {
             do {
                 processes.append(try launch(index))
@@ -57,7 +62,7 @@ final class LocalCluster {
             "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
             "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", logLevel,
             "--stats-file", statisticsPath(index),
-        ] + (inMemory ? ["--in-memory"] : [])
+        ] + (inMemory ? ["--in-memory"] : []) + replicaArguments
         if let wrapper = ProcessInfo.processInfo.environment[LocalCluster.wrapperVariable], !wrapper.isEmpty {
             // For profiling: e.g. SINTRA_REPLICA_WRAPPER='perf record -g -o /tmp/replica-{id}.data --'.
             let prefix = wrapper.replacingOccurrences(of: "{id}", with: "\(index)")

@@ -55,6 +55,11 @@ struct ReplicaCommand: AsyncParsableCommand {
         help: "Fetch a checkpoint's state once it is this many rounds ahead (default: half the peers' catch-up memory).")
     var stateTransferLag: UInt64?
 
+    @Option(
+        name: .long,
+        help: "Requests one client connection may have unanswered; further ones are refused 'overloaded' (retryable).")
+    var clientRequestsMax: Int = ClientListener.Options().requestsInFlightMax
+
     /// The data folder: `--data`, or `replica-I.data` beside the secret file, so that the keys and the state
     /// of one replica live together and a second replica on the machine cannot pick up the first one's.
     var dataFolder: String {
@@ -161,6 +166,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         }
         var listenerOptions = ClientListener.Options()
         listenerOptions.logger = logger
+        listenerOptions.requestsInFlightMax = max(1, clientRequestsMax)
         let listener = try ClientListener(node: node, options: listenerOptions)
         let member = cluster.members[id - 1]
         try await node.start()
@@ -176,7 +182,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         let statistics = statsFile.map { path in
             Task {
                 while !Task.isCancelled {
-                    await ReplicaStatisticsFile(node: node).write(to: path)
+                    await ReplicaStatisticsFile(node: node, listener: listener).write(to: path)
                     try? await Task.sleep(for: .milliseconds(500))
                 }
             }
@@ -187,7 +193,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         await endpoint?.shutdown()
         statistics?.cancel()
         _ = await statistics?.value
-        if let statsFile { await ReplicaStatisticsFile(node: node).write(to: statsFile) }
+        if let statsFile { await ReplicaStatisticsFile(node: node, listener: listener).write(to: statsFile) }
         await listener.shutdown()
         let executed = await node.executedCount
         await node.shutdown()
@@ -251,8 +257,12 @@ struct ReplicaStatisticsFile: Codable, Equatable {
     /// Requests answered from the executor's cache (they came after execution) and refused as stale.
     var cachedReplies: Int?
     var staleRequests: Int?
+    /// Client requests refused `overloaded` (over the listener's limits), and client connections refused or
+    /// closed for flooding past them (`ClientListener.Statistics.overloaded`).
+    var overloadedRefusals: Int?
+    var overloadCloses: Int?
 
-    init(node: ReplicaNode) async {
+    init(node: ReplicaNode, listener: ClientListener? = nil) async {
         let statistics = await node.statistics
         round = await node.round
         executed = await node.executedCount
@@ -268,6 +278,10 @@ struct ReplicaStatisticsFile: Codable, Equatable {
         overdueRequests = statistics.overdueRequests
         cachedReplies = statistics.cachedReplies
         staleRequests = statistics.staleRequests
+        if let clients = listener?.statistics {
+            overloadedRefusals = clients.refusedByReason[.overloaded, default: 0]
+            overloadCloses = clients.overloaded
+        }
     }
 
     /// Writes atomically (a temporary file renamed over the old one), so a reader never sees half a file.
