@@ -63,6 +63,11 @@ public final class ClientListener: Sendable {
         /// Status queries of one connection unanswered at once; one more closes the connection (a status
         /// query carries no identifier a refusal could name, and `StatusProbe` asks once per connection).
         public var statusQueriesInFlightMax = 4
+        /// The kernel send buffer of each client connection (`SO_SNDBUF`); nil leaves the kernel's default
+        /// and its autotuning (up to `net.ipv4.tcp_wmem`'s maximum, 4 MB on Linux by default). With a client
+        /// that stops reading, this plus the channel's 64 KiB high-water mark is what the replica holds for
+        /// it before it closes the connection (`refuseOverLimit`).
+        public var sendBufferBytes: Int?
         /// Client connections open at once.
         public var connectionsMax = 1024
         /// Connections from one source address whose TLS handshake has not completed, at once (as many as
@@ -203,6 +208,9 @@ public final class ClientListener: Sendable {
             channel.close(promise: nil)
         }
         return channel.eventLoop.makeCompletedFuture {
+            if let bytes = options.sendBufferBytes {
+                try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
+            }
             try channel.pipeline.syncOperations.addHandlers(
                 NIOSSLServerHandler(context: sslContext), handshake, ByteToMessageHandler(ClientRecordDecoder()),
                 ClientConnectionHandler(listener: self, route: route))
@@ -545,6 +553,9 @@ private final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
 
     let listener: ClientListener
     let route: ConnectionRoute
+    /// Set once the connection is being closed: the records its decoder still holds are dropped, not
+    /// answered or counted again (a flooder's buffer can hold thousands).
+    private let closing = NIOLockedValueBox(false)
 
     init(listener: ClientListener, route: ConnectionRoute) {
         self.listener = listener
@@ -552,7 +563,9 @@ private final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing.withLockedValue({ $0 }) else { return }
         if !listener.received(unwrapInboundIn(data), on: route) {
+            closing.withLockedValue { $0 = true }
             context.close(promise: nil)
         }
     }

@@ -61,6 +61,54 @@ import Testing
         for node in service.cluster.nodes.prefix(2) { await node.shutdown() }
     }
 
+    /// A connection that writes requests over its limit and never reads its refusals is closed once they
+    /// pile up (its channel stops being writable), whatever its allowance: the replica buffers at most a
+    /// high-water mark of answers for it (and its socket's send buffer, small here). The requests need no
+    /// valid signature: the limit comes first.
+    @Test func aFlooderThatDoesNotReadIsClosed() async throws {
+        var options = ClientListener.Options()
+        options.requestsInFlightMax = 1
+        options.overloadRefusalBurst = 1e12
+        options.overloadRefusalsPerSecond = 0
+        options.sendBufferBytes = 16_384
+        let service = try await Service(options: options)
+        let connection = try await RawClientConnection(to: service.endpoints[0], receiveBufferBytes: 4096)
+        // Reads until the TLS session stands (a status query answered), then no more.
+        try await connection.send(.statusQuery)
+        guard case .status? = try await connection.record(0) else {
+            Issue.record("no status")
+            return
+        }
+        try await connection.stopReading()
+        let publicKey = [UInt8](repeating: 9, count: ClientRequest.publicKeyBytes)
+        let signature = [UInt8](repeating: 0, count: ClientRequest.signatureBytes)
+        var sequence: UInt64 = 0
+        var closed = false
+        // At most 400,000 requests (about 60 MB): the socket buffers, small here, and the channel's high-water
+        // mark (64 KiB) take a few thousand refusals.
+        for _ in 0..<400 where !closed {
+            let records = (0..<1000).map { _ in
+                sequence += 1
+                return ClientRecord.request(
+                    ClientRequest(publicKey: publicKey, sequence: sequence, operation: [], signature: signature)
+                ).encoded
+            }
+            do {
+                try await connection.send(records: records)
+            } catch {
+                closed = true
+            }
+            if await connection.closedByReplica(within: 0) { closed = true }
+        }
+        #expect(await connection.closedByReplica())
+        let statistics = service.listeners[0].statistics
+        #expect(statistics.overloaded == 1)
+        // Refusals were sent until the buffers were full (about 1,900 in one run, after 31,000 requests sent).
+        #expect(statistics.refusedByReason[.overloaded, default: 0] > 100)
+        await connection.close()
+        await service.shutdown()
+    }
+
     /// A new client over `clientsMax` is refused `overloaded` by every replica; its `SintraClient` sends the
     /// same request again with backoff, and once the first client's connections close (its routes with them)
     /// the request is taken and answered. A final refusal is never retried (`RefusalServiceTests`).

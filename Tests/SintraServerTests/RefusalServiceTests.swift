@@ -171,10 +171,16 @@ final class RawClientConnection: Sendable {
     private let channel: Channel
     private let received = NIOLockedValueBox<[[UInt8]]>([])
 
-    init(to endpoint: SintraClient.Endpoint) async throws {
+    /// A connection to `endpoint`; `receiveBufferBytes` sets the socket's receive buffer (a small one keeps
+    /// what the kernel holds for a client that stops reading small).
+    init(to endpoint: SintraClient.Endpoint, receiveBufferBytes: Int? = nil) async throws {
         let context = try ClientPorts.clientContext()
         let received = self.received
-        channel = try await ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let receiveBufferBytes {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferBytes))
+        }
+        channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
@@ -187,6 +193,17 @@ final class RawClientConnection: Sendable {
 
     func send(_ record: ClientRecord) async throws {
         try await send(bytes: record.encoded)
+    }
+
+    /// Stops reading what the replica sends (a client that writes and does not read).
+    func stopReading() async throws {
+        try await channel.setOption(.autoRead, value: false)
+    }
+
+    /// Sends each of `records` as one record, flushed once.
+    func send(records: [[UInt8]]) async throws {
+        for bytes in records { channel.write(ClientRecordDecoder.record(bytes, allocator: channel.allocator), promise: nil) }
+        try await channel.writeAndFlush(channel.allocator.buffer(capacity: 0))
     }
 
     /// Sends `bytes` as one record, whatever they are.
