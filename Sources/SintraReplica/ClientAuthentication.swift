@@ -166,7 +166,7 @@ public struct RequestAuthenticator: Sendable {
     public static let keyCountMax = 1 << 14
 
     public let clusterIdentifier: [UInt8]
-    private var verified: Set<[UInt8]> = []
+    private var verified: Set<ByteKey> = []
     private var verifiedOrder: [[UInt8]] = []
     private var verifiedHead = 0
     private var keys: [[UInt8]: MemberPublicKey] = [:]
@@ -199,7 +199,7 @@ public struct RequestAuthenticator: Sendable {
 
     /// Whether the request with this SHA-256 digest verified here and is still remembered.
     public func isVerified(digest: [UInt8]) -> Bool {
-        verified.contains(digest)
+        verified.contains(ByteKey(digest))
     }
 
     /// The request in an ordered batch entry if it is authentic: decoded, and verified unless it was
@@ -207,7 +207,7 @@ public struct RequestAuthenticator: Sendable {
     public mutating func authenticate(_ bytes: [UInt8]) -> Result<ClientRequest, ClientRequestError> {
         guard let request = try? ClientRequest(encoded: bytes) else { return .failure(.malformed) }
         let digest = Self.digest(bytes)
-        if verified.contains(digest) { return .success(request) }
+        if verified.contains(ByteKey(digest)) { return .success(request) }
         do {
             try check(request, digest: digest)
             return .success(request)
@@ -236,12 +236,12 @@ public struct RequestAuthenticator: Sendable {
             let digest = Self.digest(bytes)
             if !attested.isEmpty, attested[index] {
                 // Remembered as verified: it is, and the replica routes replies and answers repeats by it.
-                if !verified.contains(digest) { attestedSkips += 1 }
+                if !verified.contains(ByteKey(digest)) { attestedSkips += 1 }
                 insert(digest)
                 results[index] = .success(request)
                 continue
             }
-            if verified.contains(digest) {
+            if verified.contains(ByteKey(digest)) {
                 results[index] = .success(request)
                 continue
             }
@@ -282,10 +282,10 @@ public struct RequestAuthenticator: Sendable {
     }
 
     private mutating func insert(_ digest: [UInt8]) {
-        guard verified.insert(digest).inserted else { return }
+        guard verified.insert(ByteKey(digest)).inserted else { return }
         verifiedOrder.append(digest)
         if verified.count > Self.verifiedCountMax {
-            verified.remove(verifiedOrder[verifiedHead])
+            verified.remove(ByteKey(verifiedOrder[verifiedHead]))
             verifiedHead += 1
             if verifiedHead > verifiedOrder.count / 2 {
                 verifiedOrder.removeFirst(verifiedHead)

@@ -1,4 +1,5 @@
 import SintraCore
+import SintraCrypto
 import SintraReplica
 
 /// What became of a client request submitted to a replica (`ReplicaNode.submission(of:verified:)`): every
@@ -46,7 +47,7 @@ struct Submission: Sendable {
 struct AdmissionQueue {
     var waiting: [Submission] = []
     var draining = false
-    var callbacks: [[UInt8]: @Sendable () -> Void] = [:]
+    var callbacks: [ByteKey: @Sendable () -> Void] = [:]
 
     /// Takes up to `limit` waiting requests, or, if none wait, clears `draining` (the worker then ends).
     mutating func take(upTo limit: Int) -> [Submission] {
@@ -75,7 +76,7 @@ struct AdmissionQueue {
 /// ones at once, as a proposer would. Each entry is resolved exactly once (delivered, overdue, replaced by
 /// a resubmission of the same bytes, or the node stopping).
 struct DeferredRequests {
-    private var entries: [[UInt8]: (submission: Submission, round: UInt64)] = [:]
+    private var entries: [ByteKey: (submission: Submission, round: UInt64)] = [:]
     /// Digests in arrival order with the round and time they came in (both nondecreasing along it); entries
     /// already resolved are skipped when their turn comes.
     private var order: [(digest: [UInt8], round: UInt64, since: ContinuousClock.Instant)] = []
@@ -88,18 +89,18 @@ struct DeferredRequests {
     /// takes the old one's place (its `verified` callback is the one that runs: the latest connection) and
     /// the old one is returned, to be resolved by the caller; the original round is kept.
     mutating func insert(_ submission: Submission, round: UInt64, now: ContinuousClock.Instant) -> Submission? {
-        if let existing = entries[submission.digest] {
-            entries[submission.digest] = (submission, existing.round)
+        if let existing = entries[ByteKey(submission.digest)] {
+            entries[ByteKey(submission.digest)] = (submission, existing.round)
             return existing.submission
         }
-        entries[submission.digest] = (submission, round)
+        entries[ByteKey(submission.digest)] = (submission, round)
         order.append((submission.digest, round, now))
         return nil
     }
 
     /// Removes and returns the held request with `digest`, if any.
     mutating func remove(_ digest: [UInt8]) -> Submission? {
-        entries.removeValue(forKey: digest)?.submission
+        entries.removeValue(forKey: ByteKey(digest))?.submission
     }
 
     /// Removes and returns the requests that came in a round before `deliveredRound` (so at least one
@@ -109,8 +110,8 @@ struct DeferredRequests {
         while head < order.count, order[head].round < deliveredRound || order[head].since <= cutoff {
             let (digest, round, _) = order[head]
             head += 1
-            if let entry = entries[digest], entry.round == round {
-                entries[digest] = nil
+            if let entry = entries[ByteKey(digest)], entry.round == round {
+                entries[ByteKey(digest)] = nil
                 var submission = entry.submission
                 submission.overdue = true
                 overdue.append(submission)

@@ -405,7 +405,7 @@ public actor ReplicaNode {
                     refused.append(submission)
                 } else {
                     queue.waiting.append(submission)
-                    if let verified = submission.verified { queue.callbacks[submission.digest] = verified }
+                    if let verified = submission.verified { queue.callbacks[ByteKey(submission.digest)] = verified }
                 }
             }
             guard !queue.draining, !queue.waiting.isEmpty else { return false }
@@ -442,7 +442,7 @@ public actor ReplicaNode {
     private nonisolated func forgetCallbacks(of submissions: [Submission]) {
         guard !submissions.isEmpty else { return }
         admission.withLockedValue { queue in
-            for submission in submissions { queue.callbacks[submission.digest] = nil }
+            for submission in submissions { queue.callbacks[ByteKey(submission.digest)] = nil }
         }
     }
 
@@ -569,7 +569,7 @@ public actor ReplicaNode {
         // Only for requests that executed: a forgery a Byzantine proposer ordered must not route anything.
         let waiting = admission.withLockedValue { queue in
             queue.callbacks.isEmpty
-                ? [] : digests.compactMap { execution.authenticator.isVerified(digest: $0) ? queue.callbacks[$0] : nil }
+                ? [] : digests.compactMap { execution.authenticator.isVerified(digest: $0) ? queue.callbacks[ByteKey($0)] : nil }
         }
         for verified in waiting { verified() }
         guard !deferred.isEmpty else { return }

@@ -34,10 +34,10 @@ extension AtomicBroadcast {
 
         /// Submitted, undelivered requests in submission order, and their digests.
         private var pending: [PendingRequest] = []
-        private var pendingDigests: Set<[UInt8]> = []
+        private var pendingDigests: Set<ByteKey> = []
         /// Digests of delivered requests with the round that delivered them (pruned after
         /// `deliveredMemoryRounds`).
-        private var delivered: [[UInt8]: UInt64] = [:]
+        private var delivered: [ByteKey: UInt64] = [:]
         /// The same digests by round, so that forgetting a round touches only its own digests (filtering
         /// all of `delivered` every round cost about a tenth of a replica's CPU under load).
         private var deliveredByRound: [UInt64: [[UInt8]]] = [:]
@@ -253,14 +253,14 @@ extension AtomicBroadcast {
             guard !knows(digest) else { return .duplicate }
             guard pending.count < limits.pendingCountMax else { return .queueFull }
             pending.append(PendingRequest(digest: digest, request: request, firstQueueRound: passedOver ? 0 : nil))
-            pendingDigests.insert(digest)
+            pendingDigests.insert(ByteKey(digest))
             return .accepted
         }
 
         /// Whether the request with `digest` (`AtomicBroadcast.digest`) is pending here or was delivered in
         /// the last `deliveredMemoryRounds` rounds (submitting it would return `.duplicate`).
         public func knows(_ digest: [UInt8]) -> Bool {
-            delivered[digest] != nil || pendingDigests.contains(digest)
+            delivered[ByteKey(digest)] != nil || pendingDigests.contains(ByteKey(digest))
         }
 
         /// The round of the next queue this party will send: a request submitted now goes first into that
@@ -391,7 +391,7 @@ extension AtomicBroadcast {
             let digests = batch.map(AtomicBroadcast.digest)
             let inOrder = zip(digests, digests.dropFirst()).allSatisfy { $0.0.lexicographicallyPrecedes($0.1) }
             guard inOrder, batch.count <= configuration.replicas * limits.batchCountMax,
-                batch.allSatisfy({ $0.count <= limits.requestBytesMax }), digests.allSatisfy({ delivered[$0] == nil })
+                batch.allSatisfy({ $0.count <= limits.requestBytesMax }), digests.allSatisfy({ delivered[ByteKey($0)] == nil })
             else {
                 effects.fault(node, path, .invalidProof, "catch-up batch for round \(answeredRound) is not possible")
                 return
@@ -479,10 +479,10 @@ extension AtomicBroadcast {
                 value, round: round, path: path, configuration: configuration, limits: limits, verifySignatures: false)
             else { preconditionFailure("a decided vector satisfies the round predicate") }
             // Per new request: the request and the members whose queues carry it (`Batch.attested`).
-            var fresh: [[UInt8]: (request: [UInt8], carriers: [Int])] = [:]
+            var fresh: [ByteKey: (request: [UInt8], carriers: [Int])] = [:]
             for queue in vector {
                 for request in queue.requests {
-                    let digest = AtomicBroadcast.digest(request)
+                    let digest = ByteKey(AtomicBroadcast.digest(request))
                     if var known = fresh[digest] {
                         guard !known.carriers.contains(queue.member) else { continue }
                         known.carriers.append(queue.member)
@@ -499,17 +499,17 @@ extension AtomicBroadcast {
             for (queueRound, byMember) in queues where queueRound >= round && !fresh.isEmpty {
                 for (member, queue) in byMember where queueRound != round || inVector[member] != queue.signature {
                     for request in queue.requests {
-                        let digest = AtomicBroadcast.digest(request)
+                        let digest = ByteKey(AtomicBroadcast.digest(request))
                         guard var known = fresh[digest], !known.carriers.contains(member) else { continue }
                         known.carriers.append(member)
                         fresh[digest] = known
                     }
                 }
             }
-            let ordered = fresh.keys.sorted { $0.lexicographicallyPrecedes($1) }
+            let ordered = fresh.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
             let entries = ordered.map { fresh[$0]! }
             complete(
-                entries.map(\.request), digests: ordered,
+                entries.map(\.request), digests: ordered.map(\.bytes),
                 attested: entries.map { $0.carriers.count >= configuration.weakQuorum }, &effects)
         }
 
@@ -521,8 +521,8 @@ extension AtomicBroadcast {
             catchUpAnswers = [:]
             rememberDelivered(digests, round: round)
             if !digests.isEmpty {
-                let done = Set(digests)
-                pending.removeAll { done.contains($0.digest) }
+                let done = Set(digests.map(ByteKey.init))
+                pending.removeAll { done.contains(ByteKey($0.digest)) }
                 pendingDigests.subtract(done)
             }
             effects.output(Batch(round: round, requests: requests, attested: attested))
@@ -537,7 +537,7 @@ extension AtomicBroadcast {
         /// Records `digests` as delivered in `round`, for deduplication until the round is forgotten.
         private mutating func rememberDelivered(_ digests: [[UInt8]], round: UInt64) {
             guard !digests.isEmpty else { return }
-            for digest in digests { delivered[digest] = round }
+            for digest in digests { delivered[ByteKey(digest)] = round }
             deliveredByRound[round, default: []].append(contentsOf: digests)
         }
 
@@ -559,7 +559,7 @@ extension AtomicBroadcast {
                 let oldest = round - limits.deliveredMemoryRounds
                 for forgotten in deliveredByRound.keys.filter({ $0 < oldest }) {
                     let digests = deliveredByRound.removeValue(forKey: forgotten) ?? []
-                    for digest in digests where delivered[digest] == forgotten { delivered[digest] = nil }
+                    for digest in digests where delivered[ByteKey(digest)] == forgotten { delivered[ByteKey(digest)] = nil }
                 }
                 deliveredBatches[oldest - 1] = nil
                 catchUpAnswered = catchUpAnswered.filter { $0.key >= oldest }
