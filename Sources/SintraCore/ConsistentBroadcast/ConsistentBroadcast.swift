@@ -111,6 +111,13 @@ public enum ConsistentBroadcast {
         /// The payload received in c-send.
         private var payload: [UInt8]?
         private var signedDigest: [UInt8]?
+
+        /// Whether this party signed (echoed) exactly `payload`, which it does only for a payload the
+        /// external predicate accepted: a caller that checks the same predicate again may skip it (checking
+        /// an atomic broadcast vector means hashing every queue and verifying its signatures).
+        public func signed(_ payload: [UInt8]) -> Bool {
+            signedDigest != nil && self.payload == payload
+        }
         private var delivered: Delivery?
         /// A valid c-final whose payload we lack, kept until a c-answer arrives.
         private var pendingFinal: (digest: [UInt8], certificate: QuorumCertificate)?

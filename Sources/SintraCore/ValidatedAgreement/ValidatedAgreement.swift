@@ -130,7 +130,9 @@ public enum ValidatedAgreement {
             case .proposal(let sender, let inner):
                 let child = proposals[sender - 1].handle(inner, from: node)
                 effects.append(child.lifted(message: { .proposal(sender: sender, $0) }, output: { _ in nil }))
-                for delivery in child.outputs where predicate(delivery.payload) {
+                // The predicate held if this party echoed the payload (`ConsistentBroadcast.Instance.signed`).
+                for delivery in child.outputs
+                where proposals[sender - 1].signed(delivery.payload) || predicate(delivery.payload) {
                     deliveredProposals[sender] = deliveredProposals[sender] ?? delivery
                 }
             case .commit(let sender, let inner):
@@ -206,7 +208,8 @@ public enum ValidatedAgreement {
         private func isCertifiedProposal(_ candidate: Int, _ proposal: [UInt8], _ certificate: QuorumCertificate)
             -> Bool
         {
-            predicate(proposal)
+            (proposals[candidate - 1].signed(proposal) || deliveredProposals[candidate]?.payload == proposal
+                || predicate(proposal))
                 && ConsistentBroadcast.verify(
                     payload: proposal, certificate: certificate, path: path.child("proposal", candidate),
                     configuration: configuration)
