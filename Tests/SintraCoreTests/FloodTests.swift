@@ -53,10 +53,9 @@ import Testing
         #expect(largestBuffer > 0 && largestBuffer <= BinaryAgreement.bufferedMessageCountMax)
         #expect(instance.bufferedMessageCount == largestBuffer, "far-future messages never enter the buffer")
         #expect(faultCount >= floodCount / 2, "flood messages are reported, not silently absorbed")
-        if let before, let after {
-            // Nothing of the flood is retained: allow some allocator slack, far below the flood's size.
-            #expect(after - before < 64 << 20, "resident memory grew by \(after - before) bytes")
-        }
+        // Resident memory is printed, not checked: it is the whole test process's, and the suites that run in
+        // parallel with this one grew it by up to 74 MiB (a failure in a full run, 0 MiB alone). What the flood
+        // could grow is the buffer, checked above message by message.
         print("flood: \(floodCount) messages, largest buffer \(largestBuffer), faults \(faultCount), "
             + "resident before \((before ?? 0) >> 20) MiB after \((after ?? 0) >> 20) MiB")
     }
