@@ -208,7 +208,13 @@ public enum ValidatedAgreement {
         private func isCertifiedProposal(_ candidate: Int, _ proposal: [UInt8], _ certificate: QuorumCertificate)
             -> Bool
         {
-            (proposals[candidate - 1].signed(proposal) || deliveredProposals[candidate]?.payload == proposal
+            // The same proposal with the same certificate as one delivered here was checked then (every entry
+            // of `deliveredProposals` was): yes-votes usually carry the sender's own c-final certificate, so
+            // this skips a quorum-certificate check per vote.
+            if let known = deliveredProposals[candidate], known.payload == proposal, known.certificate == certificate {
+                return true
+            }
+            return (proposals[candidate - 1].signed(proposal) || deliveredProposals[candidate]?.payload == proposal
                 || predicate(proposal))
                 && ConsistentBroadcast.verify(
                     payload: proposal, certificate: certificate, path: path.child("proposal", candidate),
@@ -304,11 +310,16 @@ public enum ValidatedAgreement {
                 }
                 return .valid(yes: true)
             case .no(let bytes, let certificate):
+                // A commit delivered here with the same bytes and certificate was checked on delivery.
+                let known = deliveredCommits[voter].map {
+                    $0.delivery.payload == bytes && $0.delivery.certificate == certificate
+                }
                 guard let bitmap = Bitmap(encoded: bytes, count: configuration.replicas), !bitmap[candidate],
                     bitmap.setCount >= configuration.quorum,
-                    ConsistentBroadcast.verify(
-                        payload: bytes, certificate: certificate, path: path.child("commit", voter),
-                        configuration: configuration)
+                    known == true
+                        || ConsistentBroadcast.verify(
+                            payload: bytes, certificate: certificate, path: path.child("commit", voter),
+                            configuration: configuration)
                 else {
                     effects.fault(voter, path, .unjustified, "no-vote without a committed bitmap lacking the candidate")
                     return .invalid
