@@ -137,7 +137,8 @@ import Testing
 
     /// A connection's slots count distinct requests: a copy holds no second slot and is submitted again only
     /// once the last submission returned; a refusal frees its own slot, a reply its request's and the
-    /// client's older ones (which will never be answered: stale).
+    /// client's older ones (which will never be answered: stale); at the limit, a client's later request takes
+    /// over the slot of an earlier one whose submission returned, and a new client is refused.
     @Test func pendingRequestsCountDistinctRequestsAndReplySettlesOlderOnes() {
         var pending = PendingRequests()
         let a = [UInt8](repeating: 1, count: 16), b = [UInt8](repeating: 2, count: 16)
@@ -151,11 +152,18 @@ import Testing
         #expect(admit(a, 1) == .submitting)
         #expect(admit(a, 2) == .admitted)
         #expect(admit(b, 7) == .admitted)
-        #expect(admit(b, 8) == .overLimit)
+        let c = [UInt8](repeating: 3, count: 16)
+        #expect(admit(c, 1) == .overLimit, "a new client at the limit")
+        #expect(admit(b, 8) == .overLimit, "b's earlier request is still being submitted: no takeover")
         #expect(admit(b, 7) == .submitting, "held already: no slot needed")
+        pending.submitted(client: b, sequence: 7)
+        #expect(admit(b, 8) == .admitted, "b moved on: 8 takes over the slot of 7")
+        #expect(admit(b, 9) == .overLimit, "8 is being submitted")
         #expect(pending.count == 3)
         pending.refused(client: b, sequence: 7)
-        pending.refused(client: b, sequence: 7)
+        #expect(pending.count == 3, "7 holds no slot any more")
+        pending.refused(client: b, sequence: 8)
+        pending.refused(client: b, sequence: 8)
         #expect(pending.count == 2)
         pending.answered(client: a, through: 2)
         #expect(pending.count == 0)
