@@ -10,6 +10,17 @@ import Testing
 /// A member with a valid key that sends bytes an honest replica never would: the endpoint closes the
 /// connection, counts the fault, and keeps serving.
 @Suite(.serialized) struct FaultyPeerTests {
+    /// The receiver's options: a handshake timeout far beyond any wait here. These tests count why
+    /// connections were closed; with the default test timeout (20 s) a TLS handshake slowed down by the
+    /// simulations running in parallel let the timeout close a connection before its bad record was read,
+    /// and the record was never counted (the likely cause of a CI failure: the count of malformed records
+    /// never reached 3 in a run of this test that took 173 s).
+    private static var receiverOptions: ReplicaNetwork.Options {
+        var options = ReplicaNetwork.Options.testing
+        options.handshakeTimeout = .seconds(600)
+        return options
+    }
+
     /// Opens an authenticated TLS connection to member 1 as member 2 and writes `bytes` after a valid
     /// hello (or instead of it); returns whether member 1 closed the connection.
     private func sendAsMemberTwo(
@@ -51,7 +62,7 @@ import Testing
 
     @Test func oversizedAndMalformedRecordsAreDisconnectedAndCounted() async throws {
         let cluster = try LoopbackCluster(replicas: 4)
-        let one = try cluster.network(1)
+        let one = try cluster.network(1, options: Self.receiverOptions)
         try await one.start()
         #expect(try await sendAsMemberTwo(cluster, [0xff, 0xff, 0xff, 0xff, 1, 2, 3]))
         #expect(try await sendAsMemberTwo(cluster, [0, 0, 0, 2, 7, 7]))
@@ -62,7 +73,7 @@ import Testing
 
     @Test func protocolViolationsAreDisconnectedAndCounted() async throws {
         let cluster = try LoopbackCluster(replicas: 4)
-        let one = try cluster.network(1)
+        let one = try cluster.network(1, options: Self.receiverOptions)
         let atOne = FrameCollector(one)
         try await one.start()
         let otherCluster = [UInt8](repeating: 0xee, count: 16)
@@ -99,7 +110,7 @@ import Testing
     /// Sequence numbers at the top of their range cannot overflow the receiver's arithmetic.
     @Test func extremeSequenceNumbersDoNotTrap() async throws {
         let cluster = try LoopbackCluster(replicas: 4)
-        let one = try cluster.network(1)
+        let one = try cluster.network(1, options: Self.receiverOptions)
         let atOne = FrameCollector(one)
         try await one.start()
         let last = UInt64.max
