@@ -141,7 +141,8 @@ final class InboundLinks: Sendable {
 }
 
 /// The pipeline end of an accepted connection: checks the first record is a `hello` from the member that TLS
-/// authenticated, then hands data records to `InboundLinks` and acknowledges once per read burst.
+/// authenticated, then hands data records to `InboundLinks` and acknowledges what it delivered: at the latest
+/// `acknowledgementDelay` after the first unacknowledged delivery, at once after `acknowledgementFramesMax`.
 final class InboundConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = LinkRecord
 
@@ -156,7 +157,10 @@ final class InboundConnectionHandler: ChannelInboundHandler {
     private let context: LinkContext
     private let slot: PeerSlot
     private var state = State.awaitingHandshake
-    private var acknowledgementPending = false
+    /// Frames delivered since the last acknowledgement.
+    private var unacknowledgedFrames = 0
+    /// The delayed acknowledgement, while one is scheduled.
+    private var acknowledgementTimer: Scheduled<Void>?
 
     init(links: InboundLinks, context: LinkContext, slot: PeerSlot) {
         self.links = links
@@ -216,7 +220,7 @@ final class InboundConnectionHandler: ChannelInboundHandler {
         case (.open(let member), .data(let sequence, let frame)):
             switch try links.data(sequence: sequence, frame: frame, from: member, on: context.channel) {
             case .delivered:
-                acknowledgementPending = true
+                unacknowledgedFrames += 1
             case .duplicate:
                 break
             case .overflow:
@@ -236,11 +240,30 @@ final class InboundConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if acknowledgementPending, case .open(let member) = state, let record = links.acknowledgement(for: member) {
-            acknowledgementPending = false
-            context.writeAndFlush(wrapOutbound(record, context), promise: nil)
+        if unacknowledgedFrames > 0 {
+            let options = self.context.options
+            if unacknowledgedFrames >= options.acknowledgementFramesMax || options.acknowledgementDelay <= .zero {
+                acknowledge(context: context)
+            } else if acknowledgementTimer == nil {
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                acknowledgementTimer = context.eventLoop.scheduleTask(in: options.acknowledgementDelay) {
+                    let (handler, context) = loopBound.value
+                    handler.acknowledgementTimer = nil
+                    handler.acknowledge(context: context)
+                }
+            }
         }
         context.fireChannelReadComplete()
+    }
+
+    /// Writes the acknowledgement of everything delivered from this connection's member so far.
+    private func acknowledge(context: ChannelHandlerContext) {
+        acknowledgementTimer?.cancel()
+        acknowledgementTimer = nil
+        guard unacknowledgedFrames > 0, case .open(let member) = state, let record = links.acknowledgement(for: member)
+        else { return }
+        unacknowledgedFrames = 0
+        context.writeAndFlush(wrapOutbound(record, context), promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -253,6 +276,8 @@ final class InboundConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if let member = slot.member { links.disconnected(member, channel: context.channel) }
         state = .closed
+        acknowledgementTimer?.cancel()
+        acknowledgementTimer = nil
         context.fireChannelInactive()
     }
 

@@ -47,6 +47,15 @@ public final class ReplicaNetwork: Sendable {
         public var reconnectDelayMaximum = TimeAmount.seconds(5)
         /// How long a TCP connect may take.
         public var connectTimeout = TimeAmount.seconds(3)
+        /// How long a receiver may wait before acknowledging delivered frames. Acknowledgements only let the
+        /// sender drop frames from its queue, so one per burst of reads (a TLS record and a `write` each, about
+        /// as many as the data writes themselves) is waste: a receiver acknowledges once this delay after the
+        /// first unacknowledged delivery, or at once when `acknowledgementFramesMax` frames wait. The sender's
+        /// queue then holds about a delay's worth of frames more; zero acknowledges every read burst.
+        public var acknowledgementDelay = TimeAmount.milliseconds(10)
+        /// Delivered frames after which a receiver acknowledges without waiting for `acknowledgementDelay`;
+        /// far below `sendQueueMessagesMax`, so a sender never stalls on a delayed acknowledgement.
+        public var acknowledgementFramesMax = 512
         /// How long TLS plus the hello exchange may take before the connection is closed.
         public var handshakeTimeout = TimeAmount.seconds(5)
         /// Threads of the event loop group.

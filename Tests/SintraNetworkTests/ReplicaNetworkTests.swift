@@ -30,6 +30,33 @@ import Testing
         await two.shutdown()
     }
 
+    /// A receiver acknowledges after `acknowledgementDelay` or `acknowledgementFramesMax` frames, whichever
+    /// comes first: with a delay no test waits out, ten frames stay queued at the sender once delivered, and
+    /// a thousand are acknowledged by count down to fewer than the maximum.
+    @Test func acknowledgementsWaitForTheirDelayOrTheirFrameCount() async throws {
+        let cluster = try LoopbackCluster(replicas: 4)
+        let one = try cluster.network(1)
+        var receiving = ReplicaNetwork.Options.testing
+        receiving.acknowledgementDelay = .seconds(600)
+        receiving.acknowledgementFramesMax = 100
+        let two = try cluster.network(2, options: receiving)
+        let atTwo = FrameCollector(two)
+        try await one.start()
+        try await two.start()
+        for number in 1...10 as ClosedRange<UInt64> {
+            #expect(one.send(cluster.frame(from: 1, number: number), to: 2) == .queued)
+        }
+        await atTwo.wait(for: 10)
+        #expect(one.queuedFrames(to: 2) == 10)
+        for number in 11...1_000 as ClosedRange<UInt64> {
+            #expect(one.send(cluster.frame(from: 1, number: number), to: 2) == .queued)
+        }
+        expectFIFO(await atTwo.wait(for: 1_000), senders: [1], count: 1_000)
+        #expect(await eventually { one.queuedFrames(to: 2) < 100 })
+        await one.shutdown()
+        await two.shutdown()
+    }
+
     @Test func fourEndpointsBroadcast() async throws {
         let cluster = try LoopbackCluster(replicas: 4)
         let networks = try (1...4).map { try cluster.network($0) }
