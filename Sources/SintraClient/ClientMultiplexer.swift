@@ -25,6 +25,9 @@ import SintraReplica
 /// `SintraClient.Failure.refused` as soon as they said so. A retryable refusal (queue-full, unavailable,
 /// overloaded) makes the slot send the same request again after a jittered, growing pause (`RetryPolicy`),
 /// as `SintraClient` does, within the timeout; `retryCount` counts the resends of all slots.
+/// Requests go out through a `SendWindow`: once a replica refused one `overloaded` (more unanswered on its
+/// connection than it takes), requests beyond the learned window wait here, oldest first, until answers
+/// free places, instead of drawing refusals and losing their places to younger requests.
 /// A connection that drops is redialed by the periodic sweep; requests already sent keep waiting for the other
 /// replicas' replies.
 public final class ClientMultiplexer: @unchecked Sendable {
@@ -48,6 +51,10 @@ public final class ClientMultiplexer: @unchecked Sendable {
         var retry: Scheduled<Void>?
         /// The reason of the last retryable verdict, the failure if the timeout comes first.
         var lastRefusal: RefusalReason?
+        /// Whether the request is out at the replicas (counted in `outstanding`).
+        var sent = false
+        /// Whether the request waits in `waiting` for a place in the window.
+        var queued = false
     }
 
     public let endpoints: [SintraClient.Endpoint]
@@ -71,6 +78,11 @@ public final class ClientMultiplexer: @unchecked Sendable {
     private var closed = false
     private var generator = SystemRandomNumberGenerator()
     private let retries = NIOLockedValueBox(0)
+    private var window: SendWindow
+    /// Slots whose request is out at the replicas.
+    private var outstanding = 0
+    /// Slots whose request waits for a place in the window, by the time the request started (oldest first).
+    private var waiting: [Int] = []
 
     /// `slots` clients of the cluster reached through `endpoints`, on `eventLoop` (or a thread of its own).
     public init(
@@ -92,6 +104,7 @@ public final class ClientMultiplexer: @unchecked Sendable {
             ownedGroup = group
         }
         sslContext = try ClientPorts.clientContext()
+        window = SendWindow(ceiling: slots)
         self.slots = (0..<slots).map { _ in
             let key = ClientKey.generate()
             return Slot(key: key, client: key.client)
@@ -118,6 +131,11 @@ public final class ClientMultiplexer: @unchecked Sendable {
 
     /// Requests sent again after retryable refusals, all slots together, since the start.
     public var retryCount: Int { retries.withLockedValue { $0 } }
+
+    /// The send window's current limit (nil: none, no `overloaded` refusal came or the window grew back).
+    public func sendWindowLimit() async -> Int? {
+        (try? await eventLoop.submit { self.window.limit }.get()) ?? nil
+    }
 
     /// Dials every replica and waits for the attempts to finish; returns how many connections stand. The
     /// sweep that times out requests and redials dropped connections starts here.
@@ -155,12 +173,10 @@ public final class ClientMultiplexer: @unchecked Sendable {
         slots[slot].startedNanoseconds = NIODeadline.now().uptimeNanoseconds
         slots[slot].attempts = 1
         slots[slot].lastRefusal = nil
-        let encoded = ClientRecord.request(request).encoded
-        slots[slot].record = encoded
-        for channel in channels.values {
-            channel.write(ClientRecordDecoder.record(encoded, allocator: channel.allocator), promise: nil)
-        }
-        scheduleFlush()
+        slots[slot].record = ClientRecord.request(request).encoded
+        slots[slot].queued = true
+        waiting.append(slot)
+        sendWaiting()
         return promise.futureResult
     }
 
@@ -190,14 +206,53 @@ public final class ClientMultiplexer: @unchecked Sendable {
         }
     }
 
+    /// Sends the waiting requests, oldest first, while the window has room.
+    private func sendWaiting() {
+        var sent = 0
+        while sent < waiting.count, window.admits(outstanding: outstanding) {
+            send(waiting[sent])
+            sent += 1
+        }
+        waiting.removeFirst(sent)
+    }
+
+    /// Sends slot `index`'s request to every connected replica that has not answered it yet.
+    private func send(_ index: Int) {
+        slots[index].queued = false
+        slots[index].sent = true
+        outstanding += 1
+        let record = slots[index].record
+        for (member, channel) in channels where slots[index].collector?.hasReplied(member) != true {
+            channel.write(ClientRecordDecoder.record(record, allocator: channel.allocator), promise: nil)
+        }
+        scheduleFlush()
+    }
+
+    /// Slot `index`'s request is no longer out at the replicas (answered, refused, failed).
+    private func withdraw(_ index: Int) {
+        if slots[index].sent {
+            slots[index].sent = false
+            outstanding -= 1
+        }
+        if slots[index].queued {
+            slots[index].queued = false
+            waiting.removeAll { $0 == index }
+        }
+    }
+
     private func finish(_ index: Int, _ result: Result<[UInt8], Error>) {
         guard let promise = slots[index].promise else { return }
+        withdraw(index)
+        if case .success = result { window.answered() }
         slots[index].promise = nil
         slots[index].collector = nil
         slots[index].record = []
         slots[index].retry?.cancel()
         slots[index].retry = nil
+        // The promise's callbacks may start the slot's next request at once, so every change to the slot
+        // comes before it; the requests waiting for the place it freed go out after.
         promise.completeWith(result)
+        if !closed { sendWaiting() }
     }
 
     /// Slot `index`'s request was refused for a retryable `reason`: schedules its resend if the policy and
@@ -205,6 +260,8 @@ public final class ClientMultiplexer: @unchecked Sendable {
     private func scheduleRetry(_ index: Int, after reason: RefusalReason) {
         slots[index].lastRefusal = reason
         guard slots[index].retry == nil else { return }
+        if reason == .overloaded { window.overloaded(outstanding: outstanding) }
+        withdraw(index)
         let elapsed = NIODeadline.now().uptimeNanoseconds - slots[index].startedNanoseconds
         let remainingSeconds = timeoutSeconds - Double(elapsed) / 1e9
         guard
@@ -220,8 +277,9 @@ public final class ClientMultiplexer: @unchecked Sendable {
         }
     }
 
-    /// Sends slot `index`'s request `sequence` again to every connected replica that has not replied; the
-    /// replicas that refused it for a retryable reason count afresh.
+    /// Queues slot `index`'s request `sequence` to be sent again, in the order of the requests' starts, to
+    /// every connected replica that has not replied; the replicas that refused it for a retryable reason
+    /// count afresh.
     private func resend(_ index: Int, sequence: UInt64) {
         guard slots[index].sequence == sequence, var collector = slots[index].collector else { return }
         slots[index].retry = nil
@@ -229,11 +287,11 @@ public final class ClientMultiplexer: @unchecked Sendable {
         slots[index].collector = collector
         slots[index].attempts += 1
         retries.withLockedValue { $0 += 1 }
-        let record = slots[index].record
-        for (member, channel) in channels where !collector.hasReplied(member) {
-            channel.write(ClientRecordDecoder.record(record, allocator: channel.allocator), promise: nil)
-        }
-        scheduleFlush()
+        let started = slots[index].startedNanoseconds
+        let position = waiting.firstIndex { slots[$0].startedNanoseconds > started } ?? waiting.endIndex
+        waiting.insert(index, at: position)
+        slots[index].queued = true
+        sendWaiting()
     }
 
     fileprivate func received(_ bytes: [UInt8], from member: Int) {

@@ -135,6 +135,64 @@ import Testing
         await service.shutdown()
     }
 
+    /// A multiplexer with more slots than a replica takes unanswered per connection learns the limit from the
+    /// `overloaded` refusals of its first burst and holds requests beyond it instead of sending them: every
+    /// request of every slot is answered, and the window stays near the replicas' limit.
+    @Test func aMultiplexerOverTheConnectionLimitWaitsInsteadOfDrawingRefusals() async throws {
+        var options = ClientListener.Options()
+        options.requestsInFlightMax = 4
+        let service = try await Service(options: options)
+        let multiplexer = try ClientMultiplexer(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            slots: 24, timeoutSeconds: 120)
+        #expect(await multiplexer.connect() == 4)
+        for round in UInt8(1)...3 {
+            let futures = (0..<24).map { slot in
+                multiplexer.execute(
+                    slot: slot, operation: KeyValueStore.Operation.put(key: [UInt8(slot)], value: [round]).encoded)
+            }
+            for future in futures {
+                #expect(try KeyValueStore.Result(encoded: try await future.get()) == .ok)
+            }
+        }
+        // The first burst of 24 drew refusals, so the window was learned; answers grow it by one per window.
+        #expect(service.listeners.contains { $0.statistics.refusedByReason[.overloaded, default: 0] > 0 })
+        let limit = await multiplexer.sendWindowLimit()
+        #expect(limit != nil && limit! < 24)
+        await multiplexer.close()
+        await service.shutdown()
+    }
+
+    /// The send window: none until a refusal; a burst of refusals over a limit brings it down to that limit,
+    /// one refusal at a time; a window's worth of answers grows it by one, back to none at the slot count;
+    /// it never closes completely.
+    @Test func theSendWindowShrinksOnRefusalsAndGrowsWithAnswers() {
+        var window = SendWindow(ceiling: 1_000)
+        #expect(window.limit == nil && window.admits(outstanding: 999))
+        // 1,000 out at a replica that takes 256: 744 refused, each withdrawn after its verdict.
+        var outstanding = 1_000
+        for _ in 0..<744 {
+            window.overloaded(outstanding: outstanding)
+            outstanding -= 1
+        }
+        #expect(window.limit == 256)
+        #expect(!window.admits(outstanding: 256) && window.admits(outstanding: 255))
+        for _ in 0..<255 { window.answered() }
+        #expect(window.limit == 256)
+        window.answered()
+        #expect(window.limit == 257)
+        var grown = SendWindow(ceiling: 3)
+        grown.overloaded(outstanding: 3)
+        #expect(grown.limit == 2)
+        grown.answered()
+        grown.answered()
+        #expect(grown.limit == nil, "grown back to the slot count: no limit")
+        var shut = SendWindow(ceiling: 10)
+        shut.overloaded(outstanding: 1)
+        shut.overloaded(outstanding: 0)
+        #expect(shut.limit == 1)
+    }
+
     /// A connection's slots count distinct requests: a copy holds no second slot and is submitted again only
     /// once the last submission returned; a refusal frees its own slot, a reply its request's and the
     /// client's older ones (which will never be answered: stale); at the limit, a client's later request takes
