@@ -60,6 +60,22 @@ struct ReplicaCommand: AsyncParsableCommand {
         help: "Requests one client connection may have unanswered; further ones are refused 'overloaded' (retryable).")
     var clientRequestsMax: Int = ClientListener.Options().requestsInFlightMax
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Kernel send buffer of each client connection in bytes (SO_SNDBUF); default: the kernel's, autotuned.",
+            discussion: """
+                With a client that stops reading its replies, this buffer plus 64 KiB is what the replica holds for \
+                it before the connection is closed; lower it on a replica with many clients and little memory.
+                """))
+    var clientSendBufferBytes: Int?
+
+    func validate() throws {
+        if let bytes = clientSendBufferBytes, bytes < 4_096 {
+            throw ValidationError("--client-send-buffer-bytes must be at least 4096 (the kernel rounds smaller values up)")
+        }
+    }
+
     /// The data folder: `--data`, or `replica-I.data` beside the secret file, so that the keys and the state
     /// of one replica live together and a second replica on the machine cannot pick up the first one's.
     var dataFolder: String {
@@ -167,6 +183,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         var listenerOptions = ClientListener.Options()
         listenerOptions.logger = logger
         listenerOptions.requestsInFlightMax = max(1, clientRequestsMax)
+        listenerOptions.sendBufferBytes = clientSendBufferBytes
         let listener = try ClientListener(node: node, options: listenerOptions)
         let member = cluster.members[id - 1]
         try await node.start()
