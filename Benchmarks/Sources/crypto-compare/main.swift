@@ -8,6 +8,8 @@ import Darwin
 
 // Times each Sintra operation and its libsodium counterpart interleaved in one process and prints a Markdown
 // table of median microseconds per operation and the median ratio Sintra / libsodium of back-to-back batches.
+// A second table compares Pippenger's and Straus's multi-scalar multiplication inside Sintra
+// (MethodComparisons.swift).
 // Usage: crypto-compare [--batch-milliseconds M] [--repetitions R] [--filter TEXT] [--clock wall|thread]
 //                       [--iterations N]
 
@@ -52,8 +54,10 @@ do {
 let fixture = Fixture(sodium: sodium)
 var comparisons = groupComparisons(fixture) + scalarComparisons(fixture) + thresholdComparisons(fixture)
     + signatureComparisons(fixture)
+var methodRows = methodComparisons()
 if let filter {
     comparisons = comparisons.filter { $0.name.contains(filter) }
+    methodRows = methodRows.filter { $0.comparison.name.contains(filter) }
 }
 let runner = Runner(
     batchMilliseconds: batchMilliseconds, repetitions: repetitions, timeSource: timeSource,
@@ -74,6 +78,21 @@ for comparison in comparisons {
     let sintraColumn = format(result.sintraMicroseconds, decimals: 2)
     print("| \(result.name) | \(sintraColumn) | \(libsodiumColumn) | \(ratioColumn) |")
     fflush(nil)  // Flushes every stream, so each row appears as soon as it is measured.
+}
+if !methodRows.isEmpty {
+    print("")
+    print("Multi-scalar methods inside Sintra (new / old: Pippenger or the automatic choice against Straus)")
+    print("")
+    print("| operation | new µs | old µs | new / old |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in methodRows {
+        let result = runner.run(row.comparison)
+        let new = format(result.sintraMicroseconds / row.divisor, decimals: 2)
+        let old = result.libsodiumMicroseconds.map { format($0 / row.divisor, decimals: 2) } ?? "—"
+        let ratio = result.ratio.map { format($0, decimals: 2) + "×" } ?? "—"
+        print("| \(row.comparison.name) | \(new) | \(old) | \(ratio) |")
+        fflush(nil)
+    }
 }
 print("")
 print("checksum \(checksum) (printed so that no timed result is optimised away)")

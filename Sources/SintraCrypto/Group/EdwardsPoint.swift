@@ -92,6 +92,18 @@ struct EdwardsPoint: Sendable {
         return CompletedPoint(x: pp - mm, y: pp + mm, z: z2 + txy2d, t: z2 - txy2d)
     }
 
+    /// p − q for an affine q (z = 1) as a completed point: −q swaps y + x with y − x and negates 2d·x·y.
+    @inlinable @inline(__always)
+    func subtracting(_ q: AffineCachedPoint) -> CompletedPoint {
+        let yPlusX = y + x
+        let yMinusX = y - x
+        let pm = yPlusX * q.yMinusX
+        let mp = yMinusX * q.yPlusX
+        let txy2d = t * q.xy2d
+        let z2 = z + z
+        return CompletedPoint(x: pm - mp, y: pm + mp, z: z2 - txy2d, t: z2 + txy2d)
+    }
+
     /// 2^k·p.
     func multipliedByPowerOfTwo(_ k: Int) -> EdwardsPoint {
         precondition(k > 0)

@@ -142,6 +142,15 @@ public struct GroupElement: Sendable, CustomStringConvertible {
         GroupElement(point: EdwardsPoint.multiscalarMultiplyVariableTime(scalars, elements.map(\.point)))
     }
 
+    /// Σ scalars[i]·elements[i] in variable time with a chosen method, for benchmarks comparing them.
+    @_spi(Benchmarks)
+    public static func multiscalarVariableTime(
+        _ scalars: [Scalar], _ elements: [GroupElement], algorithm: MultiscalarAlgorithm
+    ) -> GroupElement {
+        GroupElement(
+            point: EdwardsPoint.multiscalarMultiplyVariableTime(scalars, elements.map(\.point), algorithm: algorithm))
+    }
+
     /// Whether this is the identity element.
     public var isIdentity: Bool { self == .identity }
 }

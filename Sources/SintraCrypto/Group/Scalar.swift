@@ -148,6 +148,14 @@ public struct Scalar: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The value as four little-endian 64-bit words (the top one below 2^61, as the scalar is below ℓ).
+    var littleEndianWords: (UInt64, UInt64, UInt64, UInt64) {
+        (
+            limbs.w0 | (limbs.w1 << 52), (limbs.w1 >> 12) | (limbs.w2 << 40), (limbs.w2 >> 24) | (limbs.w3 << 28),
+            (limbs.w3 >> 36) | (limbs.w4 << 16)
+        )
+    }
+
     /// Width-w non-adjacent form (variable time; public scalars only): 256 digits, each zero or odd
     /// with |d| < 2^(w−1).
     func nonAdjacentForm(width: Int) -> [Int8] {

@@ -4,8 +4,9 @@
 ///   every table entry read for every window.
 /// - `multiplyBase(by:)`: constant time with a precomputed table of the base point (radix 16, the
 ///   even/odd digit split of the ref10 code of Bernstein et al.), about three times faster.
-/// - `multiscalarMultiplyVariableTime`: Straus's method with width-5 NAF tables, for verification with
-///   public scalars only (its running time depends on the scalars).
+/// - `multiscalarMultiplyVariableTime`: for verification with public scalars only (its running time depends
+///   on the scalars): Straus's method with width-5 NAF tables for few terms, Pippenger's bucket method
+///   (Pippenger.swift) from `pippengerThreshold` terms on.
 extension EdwardsPoint {
     /// Writes [P, 2P, …, 8P] in cached form into `table` (8 entries).
     @inline(__always)
@@ -84,8 +85,30 @@ extension EdwardsPoint {
         }
     }
 
-    /// Σ scalars[i]·points[i] in variable time (public inputs only).
-    static func multiscalarMultiplyVariableTime(_ scalars: [Scalar], _ points: [EdwardsPoint]) -> EdwardsPoint {
+    /// The number of terms from which Pippenger's method is faster than Straus's. Measured with
+    /// crypto-compare's method rows (BENCHMARKS.md, "Pippenger"): with full-size scalars the two are even
+    /// at 96–128 terms; a `SignatureBatch` of N signatures has 2N + 1 terms, half of them with 128-bit
+    /// scalars, which favours Pippenger further (Straus pays a full table for every term).
+    static let pippengerThreshold = 128
+
+    /// Σ scalars[i]·points[i] in variable time (public inputs only). Both methods give the same point.
+    static func multiscalarMultiplyVariableTime(
+        _ scalars: [Scalar], _ points: [EdwardsPoint], algorithm: MultiscalarAlgorithm = .automatic
+    ) -> EdwardsPoint {
+        switch algorithm {
+        case .automatic:
+            return scalars.count < pippengerThreshold
+                ? multiscalarMultiplyStraus(scalars, points) : multiscalarMultiplyPippenger(scalars, points)
+        case .straus:
+            return multiscalarMultiplyStraus(scalars, points)
+        case .pippenger:
+            return multiscalarMultiplyPippenger(scalars, points)
+        }
+    }
+
+    /// Σ scalars[i]·points[i] by Straus's method ("Addition chains of vectors", 1964): one shared chain of
+    /// doublings, and per point a table of its odd multiples P, 3P, …, 15P indexed by width-5 NAF digits.
+    static func multiscalarMultiplyStraus(_ scalars: [Scalar], _ points: [EdwardsPoint]) -> EdwardsPoint {
         precondition(scalars.count == points.count, "one scalar per point")
         if scalars.isEmpty { return .identity }
         let width = 5
@@ -122,6 +145,15 @@ extension EdwardsPoint {
         }
         return accumulator.extended
     }
+}
+
+/// Which multi-scalar multiplication to run. Only benchmarks and tests choose; everything else uses
+/// `automatic`, which picks the faster method for the number of terms.
+@_spi(Benchmarks)
+public enum MultiscalarAlgorithm: Sendable, CaseIterable {
+    case automatic
+    case straus
+    case pippenger
 }
 
 /// Multiples j·256^i·B for i < 32 and j = 1…8, in affine cached form. Built once, on first use

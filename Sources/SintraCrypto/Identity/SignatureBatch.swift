@@ -50,6 +50,12 @@ public struct SignatureBatch: Sendable {
         Self.check(entries, seed: Array(SHA512.hash(data: transcript)))
     }
 
+    /// `verify()` with a chosen multi-scalar multiplication, for benchmarks comparing the methods.
+    @_spi(Benchmarks)
+    public func verify(algorithm: MultiscalarAlgorithm) -> Bool {
+        Self.check(entries, seed: Array(SHA512.hash(data: transcript)), algorithm: algorithm)
+    }
+
     /// The indices of the invalid signatures, in increasing order: one batch check, and only if that fails
     /// a search by halves (Bellare, Garay, Rabin, "Fast batch verification for modular exponentiation and
     /// digital signatures", Eurocrypt 1998, §5 on finding the bad ones): a failed range is split, each half
@@ -126,7 +132,9 @@ public struct SignatureBatch: Sendable {
     ///
     /// The R_i are negated rather than their coefficients: z_i has 128 bits, −z_i mod ℓ has 253, and the
     /// multi-scalar multiplication costs about one addition per nonzero digit, so each R_i term costs half.
-    private static func check(_ entries: [Entry?], seed: [UInt8]) -> Bool {
+    private static func check(_ entries: [Entry?], seed: [UInt8], algorithm: MultiscalarAlgorithm = .automatic)
+        -> Bool
+    {
         if entries.isEmpty { return true }
         var scalars = [Scalar]()
         var points = [EdwardsPoint]()
@@ -144,7 +152,7 @@ public struct SignatureBatch: Sendable {
         }
         scalars.append(base)
         points.append(.basePoint)
-        let sum = EdwardsPoint.multiscalarMultiplyVariableTime(scalars, points)
+        let sum = EdwardsPoint.multiscalarMultiplyVariableTime(scalars, points, algorithm: algorithm)
         return sum.multipliedByPowerOfTwo(3).equalsAsEdwards(.identity)
     }
 
