@@ -129,8 +129,8 @@ extension EdwardsPoint {
 
     /// The window c minimising an estimate of the field multiplications: 7 per bucket addition (about
     /// totalBits/c nonzero digits in all) and 2·9 per bucket and window for the running sums (c·windows ≥
-    /// maxBits + 1). For `SignatureBatch` of N signatures this gives c = 6 up to N ≈ 200, 7 to N ≈ 700, 8 to
-    /// N ≈ 1,700, then 9.
+    /// maxBits + 1). For a `SignatureBatch` of N signatures this gives c = 5 up to N ≈ 110, 6 to N ≈ 280, 7 to
+    /// N ≈ 650, 8 to N ≈ 1,600, then 9.
     static func windowWidth(totalBits: Int, maxBits: Int) -> Int {
         var best = 4
         var bestCost = Double.infinity
