@@ -28,8 +28,8 @@ import SintraReplica
 /// Requests go out through a `SendWindow`: once a replica refused one `overloaded` (more unanswered on its
 /// connection than it takes), requests beyond the learned window wait here, oldest first, until answers
 /// free places, instead of drawing refusals and losing their places to younger requests.
-/// A connection that drops is redialed by the periodic sweep; requests already sent keep waiting for the other
-/// replicas' replies.
+/// A connection that drops is redialed by the periodic sweep, and every request in flight that the replica
+/// has not replied to is sent to it again on the new connection (`connectMissing`).
 public final class ClientMultiplexer: @unchecked Sendable {
     /// The most slots one multiplexer runs: each has a request in flight on every connection, and a replica
     /// refuses requests over `ClientListener.Options.requestsInFlightMax` (1024) unanswered on one connection
@@ -83,6 +83,7 @@ public final class ClientMultiplexer: @unchecked Sendable {
     private var outstanding = 0
     /// Slots whose request waits for a place in the window, by the time the request started (oldest first).
     private var waiting: [Int] = []
+    private let redeliveries = NIOLockedValueBox(0)
 
     /// `slots` clients of the cluster reached through `endpoints`, on `eventLoop` (or a thread of its own).
     public init(
@@ -136,6 +137,10 @@ public final class ClientMultiplexer: @unchecked Sendable {
     public func sendWindowLimit() async -> Int? {
         (try? await eventLoop.submit { self.window.limit }.get()) ?? nil
     }
+
+    /// Requests in flight sent again to a replica on a new connection (after its connection dropped, or it
+    /// could not be reached when they were first sent), since the start.
+    public var redeliveryCount: Int { redeliveries.withLockedValue { $0 } }
 
     /// Dials every replica and waits for the attempts to finish; returns how many connections stand. The
     /// sweep that times out requests and redials dropped connections starts here.
@@ -333,7 +338,32 @@ public final class ClientMultiplexer: @unchecked Sendable {
         if !closed { _ = connectMissing() }
     }
 
-    /// Dials the replicas without a connection or an attempt under way.
+    /// Sends the requests out at the replicas (not those waiting for a place in the window or for a retry:
+    /// they go to every connection when sent) that replica `member` has not replied to on its new `channel`.
+    private func redeliver(to member: Int, on channel: Channel) {
+        var sent = 0
+        for slot in slots where slot.sent && slot.promise != nil && !slot.record.isEmpty {
+            guard let collector = slot.collector, !collector.hasReplied(member) else { continue }
+            channel.write(ClientRecordDecoder.record(slot.record, allocator: channel.allocator), promise: nil)
+            sent += 1
+        }
+        guard sent > 0 else { return }
+        redeliveries.withLockedValue { $0 += sent }
+        channel.flush()
+    }
+
+    /// Dials the replicas without a connection or an attempt under way, and sends each new connection the
+    /// requests in flight its replica has not replied to.
+    ///
+    /// Why: a replica sends a client's replies only on connections that sent it one of the client's
+    /// authentic requests (`ClientListener`), and its routes go with the connection. A request that was in
+    /// flight on a connection that closed, or that was sent while the replica could not be reached, is
+    /// executed there but never answered; the client used to send it again only after t + 1 retryable
+    /// refusals. With t + 1 such replicas (a closed connection each, or one closed and one that refused it
+    /// alone as `overloaded`) the request waited for its timeout with one reply: most likely how the bench
+    /// lost 30–580 requests per run before 984b6da, when replicas still closed connections at their
+    /// in-flight limit. Sent again, a request the replica executed is answered from its executor's cache,
+    /// any other is ordered or found pending as usual (the replica deduplicates).
     private func connectMissing() -> [EventLoopFuture<Void>] {
         var attempts = [EventLoopFuture<Void>]()
         for endpoint in endpoints where channels[endpoint.member] == nil && !dialing.contains(endpoint.member) {
@@ -353,7 +383,12 @@ public final class ClientMultiplexer: @unchecked Sendable {
             attempts.append(
                 bootstrap.connect(host: endpoint.host, port: endpoint.port).map { channel in
                     self.dialing.remove(member)
-                    if self.closed { channel.close(promise: nil) } else { self.channels[member] = channel }
+                    if self.closed {
+                        channel.close(promise: nil)
+                    } else {
+                        self.channels[member] = channel
+                        self.redeliver(to: member, on: channel)
+                    }
                 }.recover { _ in
                     _ = self.dialing.remove(member)
                 })

@@ -30,8 +30,9 @@ extension ReplicaNode {
     ///   replica runs anyway for requests it did not check itself (a Byzantine proposer can order anything),
     ///   unless the valid queues of t + 1 replicas carried it (`AtomicBroadcast.Batch.attested`: an honest
     ///   one checked it).
-    ///   Only if a whole round is delivered without it (its proposers failed) is it checked and queued here,
-    ///   in the next queue. So each replica checks each request about once, in a batch, instead of once
+    ///   Only if it is overdue (`DeferredRequests`: the second round after its queue round was delivered
+    ///   without it, or `deferredPatience` passed; its proposers failed) is it checked and queued here, in
+    ///   the next queue. So each replica checks each request about once, in a batch, instead of once
     ///   alone, and a forged request is still refused with its reason by every honest replica (the
     ///   proposers at once, the others when it is overdue).
     ///
@@ -180,7 +181,7 @@ extension ReplicaNode {
                 toVerify.append(submission)
                 continue
             }
-            if let replaced = deferred.insert(submission, round: instance.round, now: .now) {
+            if let replaced = deferred.insert(submission, round: queueRound, now: .now) {
                 replaced.resolve(.queued(.duplicate))
             } else {
                 statistics.deferredRequests += 1

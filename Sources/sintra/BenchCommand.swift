@@ -121,12 +121,14 @@ struct BenchCommand: AsyncParsableCommand {
         try await finished.get()
         let result = try await loop.submit { load.outcome }.get()
         let retries = multiplexers.reduce(0) { $0 + $1.retryCount }
+        let redeliveries = multiplexers.reduce(0) { $0 + $1.redeliveryCount }
         for multiplexer in multiplexers { await multiplexer.close() }
         try await group.shutdownGracefully()
         local.stop(removingFolder: false)
         let report = BenchReport(
             command: self, faulty: local.faulty, connections: multiplexers.count, load: result, before: before,
-            after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples, retries: retries)
+            after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples, retries: retries,
+            redeliveries: redeliveries)
         print(json ? report.json : report.text)
         // Refusals are answers (counted by reason in the report); lost requests are not.
         guard report.lost == 0 else { throw ExitCode(2) }

@@ -54,6 +54,9 @@ struct BenchReport: Codable {
     var refusedByReason: [String: Int]
     /// Requests the clients sent again after retryable refusals (`RetryPolicy.default`), over the whole run.
     var retries: Int
+    /// Requests in flight the clients sent again to a replica on a new connection (`ClientMultiplexer`:
+    /// after the connection dropped or the replica could not be reached), over the whole run.
+    var redeliveries: Int?
     /// The replicas' limit of unanswered requests per client connection, if the run set one
     /// (`--client-requests-max`).
     var clientRequestsMax: Int?
@@ -70,9 +73,11 @@ struct BenchReport: Codable {
 
     init(
         command: BenchCommand, faulty: Int, connections: Int, load: ClosedLoopLoad.Result, before: BenchSnapshot,
-        after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample], retries: Int
+        after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample], retries: Int,
+        redeliveries: Int
     ) {
         self.retries = retries
+        self.redeliveries = redeliveries
         clientRequestsMax = command.clientRequestsMax
         resources = samples
         replicas = command.replicas
@@ -132,6 +137,8 @@ struct BenchReport: Codable {
 
     var text: String {
         func number(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "?" }
+        var retriedText = "  retried           \(retries) (requests sent again after retryable refusals)"
+        if let redeliveries, redeliveries > 0 { retriedText += "; \(redeliveries) sent again on new connections" }
         let reasons: [String] = refusedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         let refusedText: String = reasons.isEmpty ? "\(refused)" : "\(refused) (" + reasons.joined(separator: ", ") + ")"
         var lines = [
@@ -143,7 +150,7 @@ struct BenchReport: Codable {
             "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
             "  lost              \(lost)" + (firstFailure.map { " (first: \($0))" } ?? ""),
             "  refused           " + refusedText,
-            "  retried           \(retries) (requests sent again after retryable refusals)",
+            retriedText,
             "  overload          " + replicaStatistics.map {
                 "\($0.overloadedRefusals.map(String.init) ?? "?") refused, \($0.overloadCloses.map(String.init) ?? "?") closed"
             }.joined(separator: " | ") + " (per replica: requests over its client limits, connections closed for flooding)",
