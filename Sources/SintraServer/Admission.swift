@@ -76,7 +76,7 @@ struct AdmissionQueue {
 /// queue for q + 1, and a proposer a round ahead of this replica into q + 2. Counting from the round the
 /// replica was deciding when the request came made about 30 % of held requests overdue under load
 /// (measured: 3,100 of 10,300 per replica in a 10 s bench at 1,000 clients), each checked and queued once
-/// more for nothing; with the grace, 0.2–1.8 % (31–350 of about 19,000 per replica).
+/// more for nothing; with the grace, 0.1–7.8 % per replica, 1–2 % in most runs (BENCHMARKS.md).
 ///
 /// The grace was reverted once (984b6da) after bench runs lost requests with it ("1 replica answered"). A
 /// held request cannot cause that: each is resolved within `deferredPatience` and a sweep (a quarter of
