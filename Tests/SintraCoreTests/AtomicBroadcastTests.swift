@@ -287,3 +287,58 @@ import Testing
         }
     }
 }
+
+/// `VerifiedQueueSignatures`: a proposal's queue whose signature this party verified on the same statement is
+/// not checked again, and nothing else is taken on trust.
+@Suite struct VerifiedQueueSignatureTests {
+    let path = InstancePath("abc")
+
+    func queue(_ member: Int, _ requests: [[UInt8]], round: UInt64, keys: [LocalKeys]) -> AtomicBroadcast.SignedQueue {
+        let statement = AtomicBroadcast.queueStatement(path: path, round: round, requests: requests)
+        return AtomicBroadcast.SignedQueue(
+            member: member, requests: requests, signature: keys[member - 1].identity.sign(statement))
+    }
+
+    func entry(_ queue: AtomicBroadcast.SignedQueue, round: UInt64) -> ByteKey {
+        AtomicBroadcast.VerifiedQueueSignatures.key(
+            member: queue.member, signature: queue.signature,
+            statement: AtomicBroadcast.queueStatement(path: path, round: round, requests: queue.requests))
+    }
+
+    @Test func verifiedSignaturesAreRememberedAndOnlyExactEntriesSkipTheCheck() throws {
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        let limits = AtomicBroadcast.Limits()
+        let queues = (1...3).map { queue($0, [[UInt8($0)], [9, 9]], round: 5, keys: keys) }
+        let vector = AtomicBroadcast.encodeVector(queues)
+        let verified = AtomicBroadcast.VerifiedQueueSignatures()
+        func valid(_ bytes: [UInt8], round: UInt64 = 5) -> Bool {
+            AtomicBroadcast.validVector(
+                bytes, round: round, path: path, configuration: configuration, limits: limits, verified: verified) != nil
+        }
+        // Received directly: remembered after its check.
+        #expect(
+            AtomicBroadcast.isValid(
+                queues[0], round: 5, path: path, configuration: configuration, limits: limits, verified: verified))
+        #expect(verified.contains(entry(queues[0], round: 5), round: 5))
+        // A vector passes and adds its other two.
+        #expect(valid(vector))
+        #expect(verified.count == 3)
+        // The same signatures do not vouch for other requests, another round, or another member's key.
+        var other = queues
+        other[1] = AtomicBroadcast.SignedQueue(member: 2, requests: [[7]], signature: queues[1].signature)
+        #expect(!valid(AtomicBroadcast.encodeVector(other)))
+        #expect(!valid(vector, round: 6))
+        let stolen = AtomicBroadcast.SignedQueue(member: 4, requests: queues[2].requests, signature: queues[2].signature)
+        #expect(!valid(AtomicBroadcast.encodeVector([queues[0], queues[1], stolen])))
+        // A remembered entry is what skips the check: planted for a forged signature, it is believed (the
+        // record is trusted exactly as far as its entries were verified before they went in).
+        let forged = AtomicBroadcast.SignedQueue(member: 4, requests: [[1]], signature: [UInt8](repeating: 3, count: 64))
+        let withForgery = AtomicBroadcast.encodeVector([queues[0], queues[1], forged])
+        #expect(!valid(withForgery))
+        verified.insert([entry(forged, round: 5)], round: 5)
+        #expect(valid(withForgery))
+        verified.forget(below: 6)
+        #expect(verified.count == 0)
+        #expect(!valid(withForgery))
+    }
+}

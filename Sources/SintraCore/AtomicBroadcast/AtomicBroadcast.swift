@@ -227,10 +227,11 @@ public enum AtomicBroadcast {
 
     /// Decodes and checks a round's vector (the predicate Q_r): at least n − t queues from distinct members
     /// in increasing order, each within the caps and signed for this path and round. `verifySignatures: false`
-    /// skips only the signatures, for a vector that satisfied the predicate when it was decided.
+    /// skips only the signatures, for a vector that satisfied the predicate when it was decided. Signatures
+    /// in `verified` are not checked again, and those checked here are added to it once the vector passed.
     package static func validVector(
         _ bytes: [UInt8], round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits,
-        verifySignatures: Bool = true
+        verifySignatures: Bool = true, verified: VerifiedQueueSignatures? = nil
     ) -> [SignedQueue]? {
         var reader = ByteReader(bytes, context: "a-vector")
         let wire = WireLimits(payloadBytesMax: limits.requestBytesMax, memberCount: configuration.replicas)
@@ -240,6 +241,7 @@ public enum AtomicBroadcast {
         var queues = [SignedQueue]()
         // The n − t or more queue signatures are checked as one batch: one multi-scalar multiplication.
         var signatures = SignatureBatch()
+        var checked = [ByteKey]()
         for _ in 0..<count {
             guard let queue = try? SignedQueue(from: &reader, limits: wire, batchCountMax: limits.batchCountMax),
                 queue.member > (queues.last?.member ?? 0),
@@ -249,18 +251,27 @@ public enum AtomicBroadcast {
             else { return nil }
             if verifySignatures {
                 let statement = queueStatement(path: path, round: round, requests: queue.requests)
-                signatures.add(
-                    queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+                let key = verified.map { _ in
+                    VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, statement: statement)
+                }
+                if let key, verified!.contains(key, round: round) {
+                    // Verified here before, on these exact bytes.
+                } else {
+                    signatures.add(
+                        queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+                    if let key { checked.append(key) }
+                }
             }
             queues.append(queue)
         }
         guard reader.remainingCount == 0, signatures.verify() else { return nil }
+        verified?.insert(checked, round: round)
         return queues
     }
 
     package static func isValid(
         _ queue: SignedQueue, round: UInt64, path: InstancePath, configuration: GroupConfiguration, limits: Limits,
-        verifySignature: Bool = true
+        verifySignature: Bool = true, verified: VerifiedQueueSignatures? = nil
     ) -> Bool {
         guard configuration.isMember(queue.member), queue.requests.count <= limits.batchCountMax,
             queue.requests.reduce(0, { $0 + $1.count }) <= limits.queueBytesMax(replicas: configuration.replicas),
@@ -268,8 +279,16 @@ public enum AtomicBroadcast {
         else { return false }
         guard verifySignature else { return true }
         let statement = queueStatement(path: path, round: round, requests: queue.requests)
+        let key = verified.map { _ in
+            VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, statement: statement)
+        }
+        if let key, verified!.contains(key, round: round) { return true }
         // The cofactored rule, as in the vector's batch, so a queue valid on its own is valid in any vector.
-        return SignatureBatch.isValid(
-            queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+        guard
+            SignatureBatch.isValid(
+                queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+        else { return false }
+        if let key { verified!.insert([key], round: round) }
+        return true
     }
 }

@@ -16,6 +16,9 @@ extension AtomicBroadcast {
         private let random: ProtocolRandom
         /// Whether the instance records its `JournalEntry`s for `takeJournal()`.
         public let journaling: Bool
+        /// Queue signatures verified here, shared with the agreements' predicates (kept for the rounds of
+        /// `queues`).
+        private let verifiedQueues = VerifiedQueueSignatures()
         /// Entries recorded since the last `takeJournal()`.
         private var journal: [JournalEntry] = []
         /// The messages the replay of `Resumption.journal` produced, sent again by `start()`.
@@ -286,7 +289,10 @@ extension AtomicBroadcast {
                     return effects
                 }
                 guard queues[queueRound]?[node] == nil else { return effects }
-                guard AtomicBroadcast.isValid(queue, round: queueRound, path: path, configuration: configuration, limits: limits)
+                guard
+                    AtomicBroadcast.isValid(
+                        queue, round: queueRound, path: path, configuration: configuration, limits: limits,
+                        verified: verifiedQueues)
                 else {
                     effects.fault(node, path, .invalidProof, "a-queue with a bad signature or over the caps")
                     return effects
@@ -409,12 +415,14 @@ extension AtomicBroadcast {
             let path = self.path
             let configuration = self.configuration
             let limits = self.limits
+            let verified = verifiedQueues
             return ValidatedAgreement.Instance(
                 configuration: configuration, keys: keys, path: path.child("round", agreementRound),
                 random: random.derive(Array("round".utf8) + withUnsafeBytes(of: agreementRound.bigEndian, Array.init)),
                 predicate: { value in
                     AtomicBroadcast.validVector(
-                        value, round: agreementRound, path: path, configuration: configuration, limits: limits) != nil
+                        value, round: agreementRound, path: path, configuration: configuration, limits: limits,
+                        verified: verified) != nil
                 })
         }
 
@@ -549,6 +557,7 @@ extension AtomicBroadcast {
         /// further behind have dropped one of our messages and catch up instead.
         private mutating func collectGarbage() {
             queues = queues.filter { $0.key >= round }
+            verifiedQueues.forget(below: round)
             // Only the current round is ever looked up in these two.
             sentQueue = sentQueue.filter { $0 >= round }
             proposedRound = proposedRound.filter { $0 >= round }
