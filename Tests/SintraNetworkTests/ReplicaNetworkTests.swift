@@ -119,7 +119,9 @@ import Testing
             let garbage = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
             let channel = try await ClientBootstrap(group: group)
                 .connect(host: "127.0.0.1", port: cluster.members[1].port).get()
-            try await channel.writeAndFlush(ByteBuffer(bytes: garbage))
+            // On a loaded machine the endpoint's 500 ms handshake timeout can close the connection before the
+            // write is made; the write then fails, and the connection ended all the same.
+            try? await channel.writeAndFlush(ByteBuffer(bytes: garbage))
             // The endpoint closes the connection (a TLS error) well within the test's time.
             #expect(await eventually(seconds: 60) { !channel.isActive })
             try? await channel.close()
