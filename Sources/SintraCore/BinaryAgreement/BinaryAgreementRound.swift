@@ -68,6 +68,9 @@ extension BinaryAgreement {
         var coinShares = VoteTable<ThresholdCoin.VerifiedShare>()
         /// coin(number), once t + 1 valid shares are combined.
         var coin: Bool?
+        /// This party's own share of coin(number), valid by construction
+        /// (`ThresholdSecretShare.verifiedCoinShare`): counted without a proof check when it comes back.
+        var ownCoinShare: ThresholdCoin.VerifiedShare?
 
         init(number: Int) {
             self.number = number
@@ -79,6 +82,7 @@ extension BinaryAgreement {
             var copy = RoundState(number: number)
             copy.coinShares = coinShares
             copy.coin = coin
+            copy.ownCoinShare = ownCoinShare
             return copy
         }
 
@@ -91,10 +95,14 @@ extension BinaryAgreement {
             }
             guard coin == nil else { return .ignored }
             let verified: ThresholdCoin.VerifiedShare
-            do {
-                verified = try key.verifyCoinShare(share, name: name)
-            } catch {
-                return .invalid("coin share for round \(number): \(error)")
+            if let ownCoinShare, ownCoinShare.share == share {
+                verified = ownCoinShare
+            } else {
+                do {
+                    verified = try key.verifyCoinShare(share, name: name)
+                } catch {
+                    return .invalid("coin share for round \(number): \(error)")
+                }
             }
             coinShares.insert(verified, from: sender)
             if coinShares.count >= key.threshold {

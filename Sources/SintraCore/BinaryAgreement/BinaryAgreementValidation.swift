@@ -116,9 +116,10 @@ extension BinaryAgreement.Instance {
 }
 
 extension BinaryAgreement {
-    /// Ed25519 signatures this party has verified, so that a signature copied into many certificates is
-    /// verified once. Keyed by (statement, member), keeping the first valid signature of each key: a Byzantine
-    /// member's second valid signature on one statement is simply verified again. Two generations, this
+    /// Ed25519 signatures this party has verified or made itself (`Instance.sign`), so that a signature copied
+    /// into many certificates is verified once, and this party's own never. Keyed by (statement, member),
+    /// keeping the first valid signature of each key: a Byzantine member's second valid signature on one
+    /// statement is simply verified again. Two generations, this
     /// round's and the previous round's, so it holds at most about 10 n entries per generation (the ≤ 10
     /// statements one round checks: pre-process, pre-vote and main-vote values of this and the last round).
     struct SignatureCache: Sendable {

@@ -111,6 +111,10 @@ public enum ConsistentBroadcast {
         /// The payload received in c-send.
         private var payload: [UInt8]?
         private var signedDigest: [UInt8]?
+        /// This party's c-ready signature on `signedDigest`. Ed25519 signing is deterministic (RFC 8032
+        /// §5.1.6), so this is the only signature of ours on that statement: one equal to it inside a
+        /// certificate, or coming back in our own c-ready at the sender, needs no verification.
+        private var ownSignature: [UInt8]?
 
         /// Whether this party signed (echoed) exactly `payload`, which it does only for a payload the
         /// external predicate accepted: a caller that checks the same predicate again may skip it (checking
@@ -200,6 +204,7 @@ public enum ConsistentBroadcast {
             self.payload = payload
             signedDigest = digest
             let signature = identity.sign(ConsistentBroadcast.statement(path: path, digest: digest))
+            ownSignature = signature
             effects.send(.ready(digest: digest, signature: signature), to: .node(sender))
             if let pendingFinal, pendingFinal.digest == digest {
                 deliver(Delivery(payload: payload, certificate: pendingFinal.certificate), &effects)
@@ -217,11 +222,22 @@ public enum ConsistentBroadcast {
                 effects.fault(node, path, .equivocation, "c-ready for a digest the sender did not send")
                 return
             }
-            do {
-                try builder.add(member: node, signature: signature)
-            } catch {
-                effects.fault(node, path, .invalidProof, "c-ready signature: \(error)")
-                return
+            // CKPS01 step 3 asks for e valid c-readies. Our own needs no check; the others are checked as one
+            // batch once there are enough of them (`QuorumCertificate.Builder.collect`), and a batch with a
+            // forged signature names its signer, who is faulted and dropped while the sender waits for more.
+            let rejections =
+                if node == me, signature == ownSignature, digest == signedDigest {
+                    builder.addVerified(member: node, signature: signature)
+                } else {
+                    builder.collect(member: node, signature: signature)
+                }
+            for rejection in rejections {
+                let culprit: Int
+                switch rejection {
+                case .invalidSignature(let member): culprit = member
+                default: culprit = node
+                }
+                effects.fault(culprit, path, .invalidProof, "c-ready signature: \(rejection)")
             }
             self.builder = builder
             if !sentFinal, let certificate = builder.certificate() {
@@ -243,8 +259,13 @@ public enum ConsistentBroadcast {
                 return
             }
             let statement = ConsistentBroadcast.statement(path: path, digest: digest)
+            // Our own signature in the certificate is skipped when its bytes are the ones we made (see
+            // `ownSignature`); every other signature is checked, and the structural rules cover all of them.
+            let own = digest == signedDigest ? ownSignature : nil
             do {
-                try certificate.verify(statement, members: configuration.memberKeys, threshold: configuration.echoQuorum)
+                try certificate.verify(
+                    statement, members: configuration.memberKeys, threshold: configuration.echoQuorum,
+                    alreadyVerified: { [me] in $0.member == me && $0.bytes == own })
             } catch {
                 effects.fault(node, path, .invalidProof, "c-final certificate: \(error)")
                 return

@@ -62,6 +62,9 @@ public enum ValidatedAgreement {
         private var committed = false
         private var sharedCoin = false
         private var coinShares: [Int: ThresholdCoin.VerifiedShare] = [:]
+        /// This party's permutation-coin share, valid by construction (`ThresholdSecretShare.verifiedCoinShare`),
+        /// counted without a proof check when it comes back.
+        private var ownCoinShare: ThresholdCoin.VerifiedShare?
         private var permutation: [Int]?
         private var iteration = 1
         private var voted: Set<Int> = []
@@ -198,6 +201,10 @@ public enum ValidatedAgreement {
                 return
             }
             guard coinShares[node] == nil, permutation == nil else { return }
+            if let ownCoinShare, node == me, ownCoinShare.share == share {
+                coinShares[node] = ownCoinShare
+                return
+            }
             do {
                 coinShares[node] = try configuration.coinKey.verifyCoinShare(share, name: coinName)
             } catch {
@@ -233,7 +240,10 @@ public enum ValidatedAgreement {
             if !sharedCoin, deliveredCommits.count >= configuration.quorum, deliveredCommits[me] != nil {
                 // Π is revealed only now, after this party's commit and n − t others are fixed.
                 sharedCoin = true
-                effects.broadcast(.coinShare(keys.coinShare.coinShare(name: coinName, using: &random)))
+                let (share, verified) = keys.coinShare.verifiedCoinShare(
+                    name: coinName, key: configuration.coinKey, using: &random)
+                ownCoinShare = verified
+                effects.broadcast(.coinShare(share))
             }
             if permutation == nil, coinShares.count >= configuration.weakQuorum,
                 let value = try? configuration.coinKey.combineCoin(Array(coinShares.values), name: coinName)

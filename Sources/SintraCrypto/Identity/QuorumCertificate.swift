@@ -182,10 +182,18 @@ public struct QuorumCertificate: Sendable, Equatable {
     ///
     /// The signatures are checked as one `SignatureBatch` (cofactored rule; about three times cheaper than
     /// one by one for n − t signatures), and one by one only when the batch fails, to name the culprit.
-    /// Every signature the `Builder` accepts (cofactorless) is valid under the cofactored rule too, so a
-    /// certificate built here always verifies everywhere.
+    /// Every signature the `Builder` accepts (cofactorless in `add`, cofactored in `collect`) is valid under
+    /// the cofactored rule, so a certificate built here always verifies everywhere.
+    ///
+    /// `alreadyVerified` lets a caller skip signatures whose check it has already done for exactly this
+    /// statement and member (a cache of signatures verified on arrival), or that it made itself (Ed25519
+    /// signing is deterministic, RFC 8032 §5.1.6, so its own signature on the statement has known bytes).
+    /// The structural checks (range, order, count) still cover every signature. It must answer true only for
+    /// such signatures: a signature valid under the cofactorless rule is valid under the cofactored one, so
+    /// skipping it never changes the verdict.
     public func verify(
-        _ statement: SignedStatement, members: [MemberPublicKey], threshold: Int
+        _ statement: SignedStatement, members: [MemberPublicKey], threshold: Int,
+        alreadyVerified: (Signature) -> Bool = { _ in false }
     ) throws(QuorumCertificateError) {
         guard signatures.count <= members.count else { throw .tooManySignatures(signatures.count) }
         var previous = 0
@@ -200,23 +208,35 @@ public struct QuorumCertificate: Sendable, Equatable {
         guard signatures.count >= threshold else {
             throw .belowThreshold(signers: signatures.count, required: threshold)
         }
+        let unchecked = signatures.filter { !alreadyVerified($0) }
+        if unchecked.isEmpty { return }
         let message = statement.signingBytes
         var batch = SignatureBatch()
-        for signature in signatures {
+        for signature in unchecked {
             batch.add(signature.bytes, message: message, key: members[signature.member - 1])
         }
         if let first = batch.invalidIndices().first {
-            throw .invalidSignature(member: signatures[first].member)
+            throw .invalidSignature(member: unchecked[first].member)
         }
     }
 
-    /// Collects signatures for one statement until a threshold is reached, checking each as it arrives.
+    /// Collects signatures for one statement until a threshold is reached.
+    ///
+    /// Two ways in. `add` checks each signature as it arrives (cofactorless, `MemberPublicKey.isValidSignature`).
+    /// `collect` holds signatures unchecked until they could complete the certificate and then checks them as
+    /// one `SignatureBatch` (cofactored, the rule of `QuorumCertificate.verify`): a consistent-broadcast sender
+    /// needs e signatures and checking e − 1 of them together costs about half of checking them one by one
+    /// (BENCHMARKS.md, "Ed25519 batch verification"). Both accept only signatures that `verify` accepts, so a
+    /// certificate built here verifies everywhere.
     public struct Builder: Sendable {
         public let statement: SignedStatement
         public let threshold: Int
         private let members: [MemberPublicKey]
         private let message: [UInt8]
+        /// Signatures known valid.
         private var collected: [Int: [UInt8]] = [:]
+        /// Signatures held by `collect`, not yet checked (fewer than `threshold` − `collected.count`).
+        private var pending: [Int: [UInt8]] = [:]
 
         public init(statement: SignedStatement, members: [MemberPublicKey], threshold: Int) {
             precondition(threshold >= 1 && threshold <= members.count, "threshold out of range")
@@ -226,6 +246,7 @@ public struct QuorumCertificate: Sendable, Equatable {
             self.message = statement.signingBytes
         }
 
+        /// Signers whose signatures are known valid (held, unchecked ones not included).
         public var signerCount: Int { collected.count }
         public var isComplete: Bool { collected.count >= threshold }
 
@@ -234,12 +255,81 @@ public struct QuorumCertificate: Sendable, Equatable {
         @discardableResult
         public mutating func add(member: Int, signature: [UInt8]) throws(QuorumCertificateError) -> Bool {
             guard member >= 1, member <= members.count else { throw .memberOutOfRange(member) }
-            guard collected[member] == nil else { return false }
+            guard collected[member] == nil, pending[member] == nil else { return false }
             guard members[member - 1].isValidSignature(signature, for: message) else {
                 throw .invalidSignature(member: member)
             }
             collected[member] = signature
             return true
+        }
+
+        /// Adds a signature without checking it. Only for a signature that the caller made itself on exactly
+        /// this statement (deterministic Ed25519, RFC 8032 §5.1.6) or verified before: it goes into the
+        /// certificate as it is. A member already collected is ignored. With it, the signatures held by
+        /// `collect` may now suffice: they are checked, and the rejections found are returned.
+        @discardableResult
+        public mutating func addVerified(member: Int, signature: [UInt8]) -> [QuorumCertificateError] {
+            precondition(member >= 1 && member <= members.count, "member out of range")
+            guard collected[member] == nil else { return [] }
+            pending[member] = nil
+            collected[member] = signature
+            var rejected = [QuorumCertificateError]()
+            checkHeldIfEnough(&rejected)
+            return rejected
+        }
+
+        /// Adds a member's signature, checking it together with others once they could complete the
+        /// certificate. Returns the rejections this call found: the new signature's, or those of held
+        /// signatures whose batch failed (Bellare–Garay–Rabin search by halves, `SignatureBatch.invalidIndices`),
+        /// which are dropped so that their members may be replaced by later ones. A member's signature is
+        /// ignored once one of its signatures is collected, as in `add`. Another signature (or a repeat) from a
+        /// member with one held settles the held one at once, so the verdicts are those of `add` one by one:
+        /// the first valid signature of a member counts and every invalid one is reported. Once complete, a late
+        /// signature is checked at once (it is not needed, but a forged one is still reported).
+        public mutating func collect(member: Int, signature: [UInt8]) -> [QuorumCertificateError] {
+            guard member >= 1, member <= members.count else { return [.memberOutOfRange(member)] }
+            guard collected[member] == nil else { return [] }
+            var rejected = [QuorumCertificateError]()
+            if let held = pending[member] {
+                pending[member] = nil
+                if members[member - 1].isValidSignatureCofactored(held, for: message) {
+                    collected[member] = held
+                    return []
+                }
+                rejected.append(.invalidSignature(member: member))
+            }
+            if isComplete {
+                guard members[member - 1].isValidSignatureCofactored(signature, for: message) else {
+                    return rejected + [.invalidSignature(member: member)]
+                }
+                collected[member] = signature
+                return rejected
+            }
+            pending[member] = signature
+            checkHeldIfEnough(&rejected)
+            return rejected
+        }
+
+        /// Checks the held signatures as one batch once they and the collected ones reach the threshold; keeps
+        /// the valid ones and reports the others. Afterwards fewer than `threshold` are collected and held, or
+        /// none is held.
+        private mutating func checkHeldIfEnough(_ rejected: inout [QuorumCertificateError]) {
+            guard !pending.isEmpty, collected.count + pending.count >= threshold else { return }
+            // Sorted, so the batch (and its coefficients) does not depend on dictionary order.
+            let held = pending.sorted { $0.key < $1.key }
+            pending = [:]
+            var batch = SignatureBatch()
+            for (member, bytes) in held {
+                batch.add(bytes, message: message, key: members[member - 1])
+            }
+            let invalid = Set(batch.invalidIndices())
+            for (index, (member, bytes)) in held.enumerated() {
+                if invalid.contains(index) {
+                    rejected.append(.invalidSignature(member: member))
+                } else {
+                    collected[member] = bytes
+                }
+            }
         }
 
         /// The certificate, once complete: the `threshold` lowest-indexed signers, for a canonical result.
