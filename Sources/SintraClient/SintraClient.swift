@@ -195,6 +195,20 @@ public actor SintraClient {
                 try? await Task.sleep(for: .seconds(timeoutSeconds))
                 self.expire(sequence: current)
             }
+            Task { await self.redial(whileWaitingFor: current) }
+        }
+    }
+
+    /// While request `sequence` waits, redials every second the replicas whose connection dropped or could
+    /// not be made; `connectMissing` sends the request on each new connection. A replica routes a client's
+    /// replies only to connections that sent it the client's request, so without this a replica that
+    /// restarted mid-request would execute the request and never answer it (with t + 1 such replicas the
+    /// request would time out).
+    private func redial(whileWaitingFor sequence: UInt64) async {
+        while true {
+            try? await Task.sleep(for: .seconds(1))
+            guard let current = waiting, current.collector.sequence == sequence else { return }
+            await connectMissing()
         }
     }
 
@@ -203,14 +217,14 @@ public actor SintraClient {
     /// be routed to it). Replicas that refused it for a retryable reason count afresh.
     private func resend(sequence resent: UInt64) async {
         guard let current = waiting, current.collector.sequence == resent else { return }
-        await connectMissing()
+        let reached = await connectMissing()
         guard var current = waiting, current.collector.sequence == resent else { return }
         current.collector.forgetRetryableRefusals()
         current.attempts += 1
         current.retryScheduled = false
         waiting = current
         retryCount += 1
-        for (member, channel) in channels where !current.collector.hasReplied(member) {
+        for (member, channel) in channels where !current.collector.hasReplied(member) && !reached.contains(member) {
             channel.writeAndFlush(ClientRecordDecoder.record(current.record, allocator: channel.allocator), promise: nil)
         }
     }
@@ -292,8 +306,11 @@ public actor SintraClient {
         if channels[member] === channel { channels[member] = nil }
     }
 
-    /// Dials every replica without an open connection, in parallel; failures are left for the next request.
-    private func connectMissing() async {
+    /// Dials every replica without an open connection, in parallel; failures are left for the next request
+    /// or redial. A waiting request is sent on each new connection its replica has not answered it on; the
+    /// members it was sent to this way are returned.
+    @discardableResult
+    private func connectMissing() async -> Set<Int> {
         var attempts: [(Int, EventLoopFuture<Channel>)] = []
         for endpoint in endpoints where channels[endpoint.member]?.isActive != true {
             let member = endpoint.member
@@ -310,11 +327,16 @@ public actor SintraClient {
                 }
             attempts.append((member, bootstrap.connect(host: endpoint.host, port: endpoint.port)))
         }
+        var reached = Set<Int>()
         for (member, attempt) in attempts {
-            if let channel = try? await attempt.get() {
-                channels[member] = channel
+            guard let channel = try? await attempt.get() else { continue }
+            channels[member] = channel
+            if let waiting, !waiting.collector.hasReplied(member) {
+                channel.writeAndFlush(ClientRecordDecoder.record(waiting.record, allocator: channel.allocator), promise: nil)
+                reached.insert(member)
             }
         }
+        return reached
     }
 }
 

@@ -51,4 +51,35 @@ import Testing
         for listener in listeners { await listener.shutdown() }
         await cluster.shutdown()
     }
+
+    /// The same for `SintraClient`: while its request waits it redials the replicas it could not reach and
+    /// sends the request on each new connection.
+    @Test func aSingleClientsWaitingRequestIsSentToAReplicaReachedLater() async throws {
+        let cluster = try LocalCluster(replicas: 4, faulty: 1)
+        try await cluster.start()
+        let listeners = try cluster.nodes.map { try ClientListener(node: $0) }
+        let members = cluster.configuration.members
+        try await listeners[0].start(host: "127.0.0.1", memberPort: members[0].port)
+        let endpoints = members.map {
+            SintraClient.Endpoint(
+                member: $0.index, host: "127.0.0.1", port: ClientPorts.port(of: $0), identityKey: $0.identityKey)
+        }
+        let client = try SintraClient(
+            endpoints: endpoints, faulty: 1, clusterIdentifier: cluster.configuration.clusterIdentifier,
+            timeoutSeconds: 120)
+        let result = Task { try await client.execute(.put(key: [1], value: [2])) }
+        let executed = await eventually(within: 120) {
+            for node in cluster.nodes where await node.executedCount < 1 { return false }
+            return true
+        }
+        #expect(executed)
+        for offset in 1..<4 {
+            try await listeners[offset].start(host: "127.0.0.1", memberPort: members[offset].port)
+        }
+        #expect(try await result.value == .ok)
+        #expect(listeners[1...].contains { $0.statistics.cachedReplies >= 1 })
+        await client.close()
+        for listener in listeners { await listener.shutdown() }
+        await cluster.shutdown()
+    }
 }
