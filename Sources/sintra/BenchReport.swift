@@ -141,46 +141,62 @@ struct BenchReport: Codable {
         if let redeliveries, redeliveries > 0 { retriedText += "; \(redeliveries) sent again on new connections" }
         let reasons: [String] = refusedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         let refusedText: String = reasons.isEmpty ? "\(refused)" : "\(refused) (" + reasons.joined(separator: ", ") + ")"
-        var lines = [
+        // Pieces are built one by one with their types given: one long expression of mixed `+`, optionals and
+        // closures took the type checker past its time limit in a debug build on a loaded machine.
+        let lostDetail: String = firstFailure.map { " (first: \($0))" } ?? ""
+        let overloadParts: [String] = replicaStatistics.map { statistics -> String in
+            let refused: String = statistics.overloadedRefusals.map(String.init) ?? "?"
+            let closed: String = statistics.overloadCloses.map(String.init) ?? "?"
+            return "\(refused) refused, \(closed) closed"
+        }
+        let overloadText: String = overloadParts.joined(separator: " | ")
+        let throughputText: String = String(
+            format: "  throughput        %.0f requests/s (%d answered by t + 1 = %d matching replies in %.1f s)",
+            requestsPerSecond, requests, faulty + 1, durationSeconds)
+        let latencyText: String = String(
+            format: "  latency           p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+            latencyMilliseconds.p50, latencyMilliseconds.p90, latencyMilliseconds.p99, latencyMilliseconds.max)
+        var lines: [String] = [
             "",
-            String(format: "  throughput        %.0f requests/s (%d answered by t + 1 = %d matching replies in %.1f s)",
-                   requestsPerSecond, requests, faulty + 1, durationSeconds),
-            String(format: "  latency           p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
-                   latencyMilliseconds.p50, latencyMilliseconds.p90, latencyMilliseconds.p99, latencyMilliseconds.max),
+            throughputText,
+            latencyText,
             "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
-            "  lost              \(lost)" + (firstFailure.map { " (first: \($0))" } ?? ""),
-            "  refused           " + refusedText,
+            "  lost              \(lost)\(lostDetail)",
+            "  refused           \(refusedText)",
             retriedText,
-            "  overload          " + replicaStatistics.map {
-                "\($0.overloadedRefusals.map(String.init) ?? "?") refused, \($0.overloadCloses.map(String.init) ?? "?") closed"
-            }.joined(separator: " | ") + " (per replica: requests over its client limits, connections closed for flooding)",
+            "  overload          \(overloadText) (per replica: requests over its client limits, connections closed for flooding)",
             "  clients' CPU      \(number(clientCPUSeconds, "%.2f")) s in the window (this process)",
             "  load average      \(number(loadAverage, "%.2f"))",
             "",
             "  replica   CPU s   batches   requests/batch   executed   faults",
         ]
         for replica in replicaStatistics {
-            lines.append(
-                String(format: "  %7d", replica.member) + "  " + number(replica.cpuSeconds, "%6.2f").leftPadded(6)
-                    + "  " + (replica.batches.map(String.init) ?? "?").leftPadded(8)
-                    + "  " + number(replica.requestsPerBatch, "%.1f").leftPadded(15)
-                    + "  " + (replica.executed.map(String.init) ?? "?").leftPadded(9)
-                    + "  " + (replica.faults.map(String.init) ?? "?").leftPadded(7))
+            let columns: [String] = [
+                String(format: "  %7d", replica.member),
+                number(replica.cpuSeconds, "%6.2f").leftPadded(6),
+                (replica.batches.map(String.init) ?? "?").leftPadded(8),
+                number(replica.requestsPerBatch, "%.1f").leftPadded(15),
+                (replica.executed.map(String.init) ?? "?").leftPadded(9),
+                (replica.faults.map(String.init) ?? "?").leftPadded(7),
+            ]
+            lines.append(columns.joined(separator: "  "))
         }
         if let first = resources.first, let last = resources.last {
             func megabytes(_ value: Int?) -> String { value.map { String(format: "%.1f", Double($0) / 1_048_576) } ?? "?" }
             func peak(_ values: [Int?]) -> Int? { values.compactMap { $0 }.max() }
+            func span(_ values: [Int?]) -> String {
+                let start: String = megabytes(values.first ?? nil)
+                let end: String = megabytes(values.last ?? nil)
+                return "\(start) → \(end), \(megabytes(peak(values)))"
+            }
             lines.append("")
             lines.append(String(format: "  replica   resident MB (start → end, max)   data MB (start → end, max), %.0f s apart",
                                 last.seconds - first.seconds))
             for offset in 0..<replicas {
-                let resident = resources.map { $0.residentBytes[offset] }
-                let data = resources.map { $0.dataBytes[offset] }
-                lines.append(
-                    String(format: "  %7d", offset + 1) + "   "
-                        + "\(megabytes(resident.first ?? nil)) → \(megabytes(resident.last ?? nil)), \(megabytes(peak(resident)))"
-                            .padding(toLength: 33, withPad: " ", startingAt: 0)
-                        + "\(megabytes(data.first ?? nil)) → \(megabytes(data.last ?? nil)), \(megabytes(peak(data)))")
+                let resident: String = span(resources.map { $0.residentBytes[offset] })
+                let data: String = span(resources.map { $0.dataBytes[offset] })
+                let member: String = String(format: "  %7d", offset + 1)
+                lines.append(member + "   " + resident.padding(toLength: 33, withPad: " ", startingAt: 0) + data)
             }
         }
         return lines.joined(separator: "\n")
