@@ -302,7 +302,7 @@ import Testing
     func entry(_ queue: AtomicBroadcast.SignedQueue, round: UInt64) -> ByteKey {
         AtomicBroadcast.VerifiedQueueSignatures.key(
             member: queue.member, signature: queue.signature,
-            statement: AtomicBroadcast.queueStatement(path: path, round: round, requests: queue.requests))
+            message: AtomicBroadcast.queueStatement(path: path, round: round, requests: queue.requests).signingBytes)
     }
 
     @Test func verifiedSignaturesAreRememberedAndOnlyExactEntriesSkipTheCheck() throws {

@@ -250,15 +250,14 @@ public enum AtomicBroadcast {
                     verifySignature: false)
             else { return nil }
             if verifySignatures {
-                let statement = queueStatement(path: path, round: round, requests: queue.requests)
+                let message = queueStatement(path: path, round: round, requests: queue.requests).signingBytes
                 let key = verified.map { _ in
-                    VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, statement: statement)
+                    VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, message: message)
                 }
-                if let key, verified!.contains(key, round: round) {
+                if let verified, let key, verified.contains(key, round: round) {
                     // Verified here before, on these exact bytes.
                 } else {
-                    signatures.add(
-                        queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+                    signatures.add(queue.signature, message: message, key: configuration.memberKeys[queue.member - 1])
                     if let key { checked.append(key) }
                 }
             }
@@ -278,17 +277,15 @@ public enum AtomicBroadcast {
             queue.requests.allSatisfy({ $0.count <= limits.requestBytesMax })
         else { return false }
         guard verifySignature else { return true }
-        let statement = queueStatement(path: path, round: round, requests: queue.requests)
+        let message = queueStatement(path: path, round: round, requests: queue.requests).signingBytes
         let key = verified.map { _ in
-            VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, statement: statement)
+            VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, message: message)
         }
-        if let key, verified!.contains(key, round: round) { return true }
+        if let verified, let key, verified.contains(key, round: round) { return true }
         // The cofactored rule, as in the vector's batch, so a queue valid on its own is valid in any vector.
-        guard
-            SignatureBatch.isValid(
-                queue.signature, message: statement.signingBytes, key: configuration.memberKeys[queue.member - 1])
+        guard SignatureBatch.isValid(queue.signature, message: message, key: configuration.memberKeys[queue.member - 1])
         else { return false }
-        if let key { verified!.insert([key], round: round) }
+        if let key { verified?.insert([key], round: round) }
         return true
     }
 }

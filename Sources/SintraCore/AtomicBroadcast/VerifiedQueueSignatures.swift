@@ -26,15 +26,14 @@ extension AtomicBroadcast {
 
         package init() {}
 
-        /// The entry of `member`'s `signature` on `statement`.
-        package static func key(member: Int, signature: [UInt8], statement: SignedStatement) -> ByteKey {
+        /// The entry of `member`'s `signature` on `message` (a statement's `signingBytes`).
+        package static func key(member: Int, signature: [UInt8], message: [UInt8]) -> ByteKey {
             var bytes = [UInt8]()
-            let signing = statement.signingBytes
-            bytes.reserveCapacity(2 + signature.count + signing.count)
+            bytes.reserveCapacity(2 + signature.count + message.count)
             bytes.append(UInt8(truncatingIfNeeded: member >> 8))
             bytes.append(UInt8(truncatingIfNeeded: member))
             bytes += signature
-            bytes += signing
+            bytes += message
             return ByteKey(bytes)
         }
 
