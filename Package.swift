@@ -93,6 +93,7 @@ let package = Package(
         .target(
             name: "SintraClient",
             dependencies: [
+                "SintraCore",
                 "SintraNetwork",
                 "SintraReplica",
                 "SintraCrypto",

@@ -14,6 +14,18 @@ public struct KeyValueStore: StateMachine {
     /// record (`ClientPorts.recordBytesMax`, 1 MiB + 256) with its framing; 1,000 values of 64 KiB would not.
     public static let scanBytesMax = (1 << 20) - 1024
 
+    /// Operations one batch holds at most (`Operation.batch`).
+    public static let batchCountMax = 4096
+    /// Encoded bytes of a batch's results at most, each with its 4-byte length: a batch's reply fits one
+    /// client record as a scan's does (`scanBytesMax`).
+    public static let batchResultBytesMax = scanBytesMax
+    /// The encoded result an operation of a batch gets when the batch's remaining reply budget cannot hold
+    /// its largest possible result (`perform(_:)`, `.batch`).
+    public static let overBudget = Result.invalid("over the batch's reply budget")
+    /// Budget every later operation of a batch keeps back, so that even its refusal fits: the encoded
+    /// `overBudget` and its length.
+    static let batchResultBytesReserved = overBudget.encoded.count + 4
+
     /// A run of entries in increasing key order.
     private struct Chunk: Sendable {
         var keys: [[UInt8]]
@@ -43,6 +55,11 @@ public struct KeyValueStore: StateMachine {
         /// bytes of entries: a short result does not mean the range is exhausted; scan again from after the
         /// last key returned.
         case scan(from: [UInt8], to: [UInt8], limit: Int)
+        /// Several operations applied in order as one, each with its own result (`Result.batch`): a client
+        /// that signs one request for many operations (`OperationBatching`, the client's `OperationBatcher`)
+        /// pays one signature check per batch at every replica instead of one per operation. At most
+        /// `batchCountMax`, none of them a batch; the results share `batchResultBytesMax` (`perform(_:)`).
+        case batch([Operation])
 
         public var encoded: [UInt8] {
             var writer = ByteWriter()
@@ -68,6 +85,8 @@ public struct KeyValueStore: StateMachine {
                 writer.writeVariable(from)
                 writer.writeVariable(to)
                 writer.write(UInt32(clamping: limit))
+            case .batch(let operations):
+                return KeyValueStore.Batching().batch(operations.map(\.encoded))
             }
             return writer.bytes
         }
@@ -88,6 +107,21 @@ public struct KeyValueStore: StateMachine {
                 self = .compareAndSwap(key: key, expected: expected, new: try value())
             case 4:
                 self = .scan(from: try key(), to: try key(), limit: Int(try reader.readUInt32()))
+            case 5:
+                let count = Int(try reader.readUInt32())
+                guard count <= KeyValueStore.batchCountMax else {
+                    throw DecodingError(.tooLong(maximum: KeyValueStore.batchCountMax, actual: count), in: "kv batch")
+                }
+                var operations = [Operation]()
+                operations.reserveCapacity(count)
+                for _ in 0..<count {
+                    let operation = try Operation(encoded: reader.readVariable(maximum: ClientRequest.operationBytesMax))
+                    if case .batch = operation {
+                        throw DecodingError(.invalidValue("a batch inside a batch"), in: "kv batch")
+                    }
+                    operations.append(operation)
+                }
+                self = .batch(operations)
             case let tag:
                 throw DecodingError(.invalidValue("unknown operation \(tag)"), in: "kv operation")
             }
@@ -104,6 +138,8 @@ public struct KeyValueStore: StateMachine {
         case conflict(current: [UInt8]?)
         case entries([(key: [UInt8], value: [UInt8])])
         case invalid(String)
+        /// The results of an `Operation.batch`, one per operation in order.
+        case batch([Result])
 
         public static func == (a: Result, b: Result) -> Bool { a.encoded == b.encoded }
 
@@ -129,6 +165,10 @@ public struct KeyValueStore: StateMachine {
             case .invalid(let reason):
                 writer.write(UInt8(5))
                 writer.writeVariable(Array(reason.utf8))
+            case .batch(let results):
+                writer.write(UInt8(6))
+                writer.write(UInt32(results.count))
+                for result in results { writer.writeVariable(result.encoded) }
             }
             return writer.bytes
         }
@@ -154,6 +194,16 @@ public struct KeyValueStore: StateMachine {
                 }
                 self = .entries(entries)
             case 5: self = .invalid(String(decoding: try reader.readVariable(maximum: 1024), as: UTF8.self))
+            case 6:
+                var results = [Result]()
+                for bytes in try KeyValueStore.Batching.results(&reader) {
+                    let result = try Result(encoded: bytes)
+                    if case .batch = result {
+                        throw DecodingError(.invalidValue("a batch inside a batch"), in: "kv result")
+                    }
+                    results.append(result)
+                }
+                self = .batch(results)
             case let tag: throw DecodingError(.invalidValue("unknown result \(tag)"), in: "kv result")
             }
             try reader.finish()
@@ -258,25 +308,82 @@ public struct KeyValueStore: StateMachine {
             set(key, new)
             return .ok
         case .scan(let from, let to, let limit):
-            var entries = [(key: [UInt8], value: [UInt8])]()
-            var (chunk, index, _) = position(of: from)
-            let wanted = min(max(limit, 0), KeyValueStore.scanCountMax)
-            var bytes = 0
-            scanning: while chunk < chunks.count {
-                let keys = chunks[chunk].keys
-                while index < keys.count {
-                    guard entries.count < wanted, keys[index].lexicographicallyPrecedes(to) else { break scanning }
-                    let value = chunks[chunk].values[index]
-                    bytes += 8 + keys[index].count + value.count
-                    guard bytes <= KeyValueStore.scanBytesMax else { break scanning }
-                    entries.append((keys[index], value))
-                    index += 1
-                }
-                chunk += 1
-                index = 0
-            }
-            return .entries(entries)
+            return .entries(scan(from: from, to: to, limit: limit, bytesMax: KeyValueStore.scanBytesMax).entries)
+        case .batch(let operations):
+            return .batch(performBatch(operations))
         }
+    }
+
+    /// The largest encoded result of a compare-and-swap: a conflict carrying a value of `valueBytesMax`.
+    static let compareAndSwapResultBytesMax = valueBytesMax + 6
+
+    /// Applies a batch's operations in order, each seeing the effects of those before it.
+    ///
+    /// The results share `batchResultBytesMax` (with 4 bytes of length each), so that the reply fits one
+    /// client record whatever the batch holds; every operation keeps `batchResultBytesReserved` back for each
+    /// one after it, so that a refusal always fits. Within what is left for an operation:
+    /// - put and delete always run (their results are a byte);
+    /// - a compare-and-swap runs only if its largest result (a conflict with a value of `valueBytesMax`) fits,
+    ///   so whether it ran never depends on the value found; otherwise it is not applied and answers
+    ///   `overBudget`;
+    /// - a get answers `overBudget` if the value it found does not fit (it changes nothing either way);
+    /// - a scan returns the entries that fit, as a scan cut by `scanBytesMax` does, or `overBudget` if not even
+    ///   the first one does (an empty result would read as an empty range).
+    /// Every replica holds the same state before the batch, so every replica decides the same.
+    private mutating func performBatch(_ operations: [Operation]) -> [Result] {
+        var results = [Result]()
+        results.reserveCapacity(operations.count)
+        var budget = KeyValueStore.batchResultBytesMax
+        for (index, operation) in operations.enumerated() {
+            let available = budget - (operations.count - index - 1) * Self.batchResultBytesReserved
+            let result: Result
+            switch operation {
+            case .put, .delete:
+                result = perform(operation)
+            case .compareAndSwap:
+                result = available >= Self.compareAndSwapResultBytesMax + 4 ? perform(operation) : Self.overBudget
+            case .get:
+                let found = perform(operation)
+                result = found.encoded.count + 4 <= available ? found : Self.overBudget
+            case .scan(let from, let to, let limit):
+                // Room for the entries: what is left, less the result's length, status byte and count.
+                let scanned = scan(
+                    from: from, to: to, limit: limit, bytesMax: min(KeyValueStore.scanBytesMax, available - 9))
+                result = scanned.entries.isEmpty && scanned.cut ? Self.overBudget : .entries(scanned.entries)
+            case .batch:
+                // Not decodable (`Operation(encoded:)` refuses it); only code can build one.
+                result = .invalid("a batch inside a batch")
+            }
+            budget -= result.encoded.count + 4
+            results.append(result)
+        }
+        return results
+    }
+
+    /// Entries with keys in [from, to), at most `limit` (capped at `scanCountMax`) and at most `bytesMax` bytes
+    /// of them as encoded (each key and value with 4 bytes of length); `cut` tells whether an entry in range
+    /// was left out for the bytes.
+    private func scan(
+        from: [UInt8], to: [UInt8], limit: Int, bytesMax: Int
+    ) -> (entries: [(key: [UInt8], value: [UInt8])], cut: Bool) {
+        var entries = [(key: [UInt8], value: [UInt8])]()
+        var (chunk, index, _) = position(of: from)
+        let wanted = min(max(limit, 0), KeyValueStore.scanCountMax)
+        var bytes = 0
+        while chunk < chunks.count {
+            let keys = chunks[chunk].keys
+            while index < keys.count {
+                guard entries.count < wanted, keys[index].lexicographicallyPrecedes(to) else { return (entries, false) }
+                let value = chunks[chunk].values[index]
+                bytes += 8 + keys[index].count + value.count
+                guard bytes <= bytesMax else { return (entries, true) }
+                entries.append((keys[index], value))
+                index += 1
+            }
+            chunk += 1
+            index = 0
+        }
+        return (entries, false)
     }
 
     public func snapshot() -> [UInt8] {

@@ -11,6 +11,8 @@ import SintraReplica
 /// The clients are real clients (`ClientMultiplexer`): each has its own identifier and sequence numbers,
 /// sends every request to every replica over TLS and counts it answered only on t + 1 matching replies. They
 /// share one connection per replica per `ClientMultiplexer.slotsMax` clients, and one event loop thread.
+/// With `--signers K` the clients are callers of K signing clients instead (`OperationBatcher`): each request
+/// carries the puts that were waiting when its signer became free, and throughput counts puts.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -45,6 +47,14 @@ struct BenchCommand: AsyncParsableCommand {
             """)
     var clientRequestsMax: Int?
 
+    @Option(
+        name: .long,
+        help: """
+            Sign requests as this many clients, each carrying the puts of many of the --clients callers \
+            (client-side batching: one signature per request, not per put); 0: every client signs its own puts.
+            """)
+    var signers: Int = 0
+
     @Flag(name: .long, help: "Print the result as JSON instead of text.")
     var json = false
 
@@ -62,6 +72,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard (0...KeyValueStore.valueBytesMax).contains(payload) else { throw ValidationError("--payload too large") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard (clientRequestsMax ?? 1) >= 1 else { throw ValidationError("--client-requests-max must be positive") }
+        guard (0...clients).contains(signers) else { throw ValidationError("--signers must be in 0…--clients") }
     }
 
     func run() async throws {
@@ -73,7 +84,7 @@ struct BenchCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         var multiplexers = [ClientMultiplexer]()
-        var remaining = clients
+        var remaining = signers > 0 ? signers : clients
         while remaining > 0 {
             let slots = min(remaining, ClientMultiplexer.slotsMax)
             multiplexers.append(
@@ -92,9 +103,25 @@ struct BenchCommand: AsyncParsableCommand {
                     description: "only \(connected) of \(replicas) replicas accepted client connections")
             }
         }
+        // One closure per closed-loop caller: its own slot, or a share of a batcher's.
+        var callers = [@Sendable ([UInt8]) -> EventLoopFuture<[UInt8]>]()
+        var batchers = [OperationBatcher]()
+        if signers > 0 {
+            batchers = multiplexers.map { OperationBatcher(multiplexer: $0, format: KeyValueStore.Batching()) }
+            let all = batchers
+            callers = (0..<clients).map { number in { all[number % all.count].execute($0) } }
+        } else {
+            for multiplexer in multiplexers {
+                for slot in 0..<multiplexer.slotCount {
+                    callers.append { multiplexer.execute(slot: slot, operation: $0) }
+                }
+            }
+        }
         if !json {
-            print("sintra bench: n = \(replicas), t = \(local.faulty), \(clients) clients over \(multiplexers.count) "
-                + "connection(s) per replica, \(payload)-byte puts, \(warmup) s warm-up, \(duration) s measured"
+            let signing = signers > 0 ? " (callers of \(signers) signing clients, puts batched)" : ""
+            print("sintra bench: n = \(replicas), t = \(local.faulty), \(clients) clients\(signing) over "
+                + "\(multiplexers.count) connection(s) per replica, \(payload)-byte puts, \(warmup) s warm-up, "
+                + "\(duration) s measured"
                 + (clientRequestsMax.map { ", at most \($0) unanswered requests per connection at a replica" } ?? ""))
         }
 
@@ -102,8 +129,7 @@ struct BenchCommand: AsyncParsableCommand {
         let window = (
             start: now + UInt64(warmup * 1e9), end: now + UInt64((warmup + duration) * 1e9))
         let load = ClosedLoopLoad(window: window, payload: payload, eventLoop: loop)
-        let all = multiplexers
-        let finished = try await loop.submit { load.start(all) }.get()
+        let finished = try await loop.submit { [callers] in load.start(callers) }.get()
 
         try await Task.sleep(for: .seconds(warmup))
         let before = BenchSnapshot(local)
@@ -122,13 +148,18 @@ struct BenchCommand: AsyncParsableCommand {
         let result = try await loop.submit { load.outcome }.get()
         let retries = multiplexers.reduce(0) { $0 + $1.retryCount }
         let redeliveries = multiplexers.reduce(0) { $0 + $1.redeliveryCount }
+        var signed: (requests: Int, operations: Int)?
+        for batcher in batchers {
+            let counts = try await batcher.counts().get()
+            signed = ((signed?.requests ?? 0) + counts.requests, (signed?.operations ?? 0) + counts.operations)
+        }
         for multiplexer in multiplexers { await multiplexer.close() }
         try await group.shutdownGracefully()
         local.stop(removingFolder: false)
         let report = BenchReport(
             command: self, faulty: local.faulty, connections: multiplexers.count, load: result, before: before,
             after: after, final: (1...replicas).map { local.statistics($0) }, samples: samples, retries: retries,
-            redeliveries: redeliveries)
+            redeliveries: redeliveries, signed: signed)
         print(json ? report.json : report.text)
         // Refusals are answers (counted by reason in the report); lost requests are not.
         guard report.lost == 0 else { throw ExitCode(2) }
@@ -166,7 +197,7 @@ struct ResourceSample: Codable {
     }
 }
 
-/// Closed-loop clients on one event loop: each slot issues its next put as soon as the last one is answered,
+/// Closed-loop clients on one event loop: each caller issues its next put as soon as the last one is answered,
 /// until the window ends. Confined to `eventLoop`.
 final class ClosedLoopLoad: @unchecked Sendable {
     struct Result: Sendable {
@@ -196,15 +227,12 @@ final class ClosedLoopLoad: @unchecked Sendable {
         done = eventLoop.makePromise()
     }
 
-    /// Starts every slot of `multiplexers`; the future completes when all have stopped.
-    func start(_ multiplexers: [ClientMultiplexer]) -> EventLoopFuture<Void> {
-        var number = 0
-        for multiplexer in multiplexers {
-            for slot in 0..<multiplexer.slotCount {
-                running += 1
-                issue(multiplexer, slot: slot, number: number, sequence: 0)
-                number += 1
-            }
+    /// Starts every caller (each runs one operation at a time through its closure); the future completes when
+    /// all have stopped.
+    func start(_ callers: [@Sendable ([UInt8]) -> EventLoopFuture<[UInt8]>]) -> EventLoopFuture<Void> {
+        running = callers.count
+        for (number, caller) in callers.enumerated() {
+            issue(caller, number: number, sequence: 0)
         }
         return done.futureResult
     }
@@ -212,10 +240,10 @@ final class ClosedLoopLoad: @unchecked Sendable {
     /// What was measured; read it after the future of `start` completed.
     var outcome: Result { result }
 
-    private func issue(_ multiplexer: ClientMultiplexer, slot: Int, number: Int, sequence: Int) {
+    private func issue(_ caller: @escaping @Sendable ([UInt8]) -> EventLoopFuture<[UInt8]>, number: Int, sequence: Int) {
         let key = Array("client-\(number)-\(sequence % 100)".utf8)
         let began = NIODeadline.now().uptimeNanoseconds
-        multiplexer.execute(slot: slot, operation: KeyValueStore.Operation.put(key: key, value: value).encoded)
+        caller(KeyValueStore.Operation.put(key: key, value: value).encoded)
             .whenComplete { outcome in
                 let ended = NIODeadline.now().uptimeNanoseconds
                 // Answered with `.ok`; anything else is lost, except refusals, counted by reason.
@@ -241,7 +269,7 @@ final class ClosedLoopLoad: @unchecked Sendable {
                     self.result.answeredOutside += 1
                 }
                 if ended < self.window.end {
-                    self.issue(multiplexer, slot: slot, number: number, sequence: sequence + 1)
+                    self.issue(caller, number: number, sequence: sequence + 1)
                 } else {
                     self.running -= 1
                     if self.running == 0 { self.done.succeed() }

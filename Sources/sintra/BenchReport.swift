@@ -41,7 +41,8 @@ struct BenchReport: Codable {
     var payloadBytes: Int
     var durationSeconds: Double
     var warmupSeconds: Double
-    /// Requests answered by t + 1 matching `.ok` replies inside the measured window.
+    /// Requests answered by t + 1 matching `.ok` replies inside the measured window (with `signers`: the
+    /// callers' puts, several to a signed request).
     var requests: Int
     var requestsPerSecond: Double
     var latencyMilliseconds: Latency
@@ -60,6 +61,11 @@ struct BenchReport: Codable {
     /// The replicas' limit of unanswered requests per client connection, if the run set one
     /// (`--client-requests-max`).
     var clientRequestsMax: Int?
+    /// Signing clients carrying the callers' puts in batches (`--signers`), if the run had them.
+    var signers: Int?
+    /// With `signers`: signed requests sent over the whole run, and puts per signed request on average.
+    var signedRequests: Int?
+    var operationsPerSignedRequest: Double?
     /// Milliseconds per atomic broadcast round at replica 1 during the window.
     var roundMilliseconds: Double?
     var replicaStatistics: [Replica]
@@ -74,9 +80,12 @@ struct BenchReport: Codable {
     init(
         command: BenchCommand, faulty: Int, connections: Int, load: ClosedLoopLoad.Result, before: BenchSnapshot,
         after: BenchSnapshot, final: [ReplicaStatisticsFile?], samples: [ResourceSample], retries: Int,
-        redeliveries: Int
+        redeliveries: Int, signed: (requests: Int, operations: Int)?
     ) {
         self.retries = retries
+        signers = command.signers > 0 ? command.signers : nil
+        signedRequests = signed?.requests
+        operationsPerSignedRequest = signed.flatMap { $0.requests > 0 ? Double($0.operations) / Double($0.requests) : nil }
         self.redeliveries = redeliveries
         clientRequestsMax = command.clientRequestsMax
         resources = samples
@@ -156,10 +165,17 @@ struct BenchReport: Codable {
         let latencyText: String = String(
             format: "  latency           p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
             latencyMilliseconds.p50, latencyMilliseconds.p90, latencyMilliseconds.p99, latencyMilliseconds.max)
+        var signedText: [String] = []
+        if let signers, let signedRequests {
+            let perRequest: String = number(operationsPerSignedRequest, "%.1f")
+            signedText.append(
+                "  signed requests   \(signedRequests) from \(signers) signing clients, \(perRequest) puts per request")
+        }
         var lines: [String] = [
             "",
             throughputText,
             latencyText,
+        ] + signedText + [
             "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
             "  lost              \(lost)\(lostDetail)",
             "  refused           \(refusedText)",

@@ -114,6 +114,7 @@ struct ClientCommand: AsyncParsableCommand {
         case .entries(let entries):
             return entries.isEmpty ? "(no entries)" : entries.map { "\(text($0.key)) = \(text($0.value))" }.joined(separator: "\n")
         case .invalid(let reason): return "invalid request: \(reason)"
+        case .batch(let results): return results.map(describe).joined(separator: "\n")
         }
     }
 }

@@ -185,4 +185,76 @@ import Testing
         await multiplexer.close()
         await service.shutdown()
     }
+
+    /// Callers sharing two signing clients through an `OperationBatcher`: every operation gets its own result,
+    /// in its own order, and the operations travel in fewer requests than there are operations.
+    @Test func batchedOperationsAreAnsweredEachWithItsOwnResult() async throws {
+        let service = try await Service()
+        let multiplexer = try ClientMultiplexer(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            slots: 2, timeoutSeconds: 120)
+        #expect(await multiplexer.connect() == 4)
+        let batcher = OperationBatcher(multiplexer: multiplexer, format: KeyValueStore.Batching())
+        func key(_ index: Int) -> [UInt8] { Array("key-\(index)".utf8) }
+        let puts = (0..<300).map { index in
+            batcher.execute(KeyValueStore.Operation.put(key: key(index), value: [UInt8(index % 256), 1]).encoded)
+        }
+        for future in puts { #expect(try KeyValueStore.Result(encoded: try await future.get()) == .ok) }
+        // Each caller's get, a compare-and-swap and a scan (which goes alone) in one burst.
+        let gets = (0..<300).map { index in batcher.execute(KeyValueStore.Operation.get(key: key(index)).encoded) }
+        let swap = batcher.execute(
+            KeyValueStore.Operation.compareAndSwap(key: key(7), expected: [7, 1], new: [70]).encoded)
+        let scan = batcher.execute(KeyValueStore.Operation.scan(from: key(10), to: key(12), limit: 10).encoded)
+        for (index, future) in gets.enumerated() {
+            #expect(try KeyValueStore.Result(encoded: try await future.get()) == .value([UInt8(index % 256), 1]))
+        }
+        #expect(try KeyValueStore.Result(encoded: try await swap.get()) == .ok)
+        let entries = try KeyValueStore.Result(encoded: try await scan.get())
+        // Keys in byte order: "key-10", "key-100" … "key-108" are the first ten of ["key-10", "key-12").
+        let scanned: [(key: [UInt8], value: [UInt8])] =
+            [(key(10), [10, 1])] + (100...108).map { (key: key($0), value: [UInt8($0), 1]) }
+        #expect(entries == .entries(scanned))
+        let counts = try await batcher.counts().get()
+        #expect(counts.operations == 602)
+        #expect(counts.requests < counts.operations / 4, "operations did not share requests: \(counts)")
+        #expect(
+            try KeyValueStore.Result(
+                encoded: try await batcher.execute(KeyValueStore.Operation.get(key: key(7)).encoded).get()) == .value([70]))
+        await multiplexer.close()
+        await service.shutdown()
+    }
+
+    /// Replicas configured with a lower request limit than the batcher assumes refuse its batches
+    /// `.tooLarge`: the batcher sends the same operations again in smaller batches, and every one is answered;
+    /// past its queue bound, an operation fails `.busy` at once.
+    @Test func batchesRefusedAsTooLargeAreSplitAndQueueingIsBounded() async throws {
+        var nodeOptions = ReplicaNode.Options.testing
+        nodeOptions.broadcastLimits.requestBytesMax = 2048
+        let service = try await Service(nodeOptions: nodeOptions)
+        let multiplexer = try ClientMultiplexer(
+            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
+            slots: 1, timeoutSeconds: 120)
+        #expect(await multiplexer.connect() == 4)
+        let batcher = OperationBatcher(
+            multiplexer: multiplexer, format: KeyValueStore.Batching(), pendingMax: 400, requestBytesMax: 64 << 10)
+        let value = [UInt8](repeating: 3, count: 64)
+        let (futures, overflow) = try await batcher.eventLoop.submit {
+            let futures = (0..<400).map { index in
+                batcher.execute(KeyValueStore.Operation.put(key: [UInt8(index % 256), UInt8(index / 256)], value: value).encoded)
+            }
+            // The first went out alone at once; 399 wait, and the bound is 400.
+            let admitted = batcher.execute(KeyValueStore.Operation.get(key: [0, 0]).encoded)
+            let overflow = batcher.execute(KeyValueStore.Operation.get(key: [1, 0]).encoded)
+            return (futures + [admitted], overflow)
+        }.get()
+        await #expect(throws: SintraClient.Failure.busy) { try await overflow.get() }
+        for future in futures.dropLast() { #expect(try KeyValueStore.Result(encoded: try await future.get()) == .ok) }
+        #expect(try KeyValueStore.Result(encoded: try await futures.last!.get()) == .value(value))
+        let limit = try await batcher.eventLoop.submit { batcher.requestBytesMax }.get()
+        #expect(limit <= 2048)
+        let counts = try await batcher.counts().get()
+        #expect(counts.requests > 10 && counts.requests < counts.operations)
+        await multiplexer.close()
+        await service.shutdown()
+    }
 }

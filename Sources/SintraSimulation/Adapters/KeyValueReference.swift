@@ -74,6 +74,12 @@ struct KeyValueReference {
         } catch {
             return .invalid(error.description)
         }
+        return perform(operation, scanBytesMax: KeyValueStore.scanBytesMax)
+    }
+
+    /// One operation; a scan returns at most `scanBytesMax` bytes of entries (4 bytes of length and the bytes
+    /// of each key and value), and a batch's budget refusal when not even the first entry in range fits.
+    private mutating func perform(_ operation: KeyValueStore.Operation, scanBytesMax: Int) -> KeyValueStore.Result {
         switch operation {
         case .put(let key, let value):
             entries[key] = value
@@ -90,10 +96,44 @@ struct KeyValueReference {
             let keys = entries.keys.sorted { $0.lexicographicallyPrecedes($1) }.filter {
                 !$0.lexicographicallyPrecedes(from) && $0.lexicographicallyPrecedes(to)
             }
-            let count = min(max(limit, 0), KeyValueStore.scanCountMax)
-            return .entries(keys.prefix(count).map { (key: $0, value: entries[$0]!) })
+            var taken = [(key: [UInt8], value: [UInt8])]()
+            var bytes = 0
+            for key in keys.prefix(min(max(limit, 0), KeyValueStore.scanCountMax)) {
+                let value = entries[key]!
+                bytes += 8 + key.count + value.count
+                if bytes > scanBytesMax {
+                    return taken.isEmpty ? Self.overBudget : .entries(taken)
+                }
+                taken.append((key, value))
+            }
+            return .entries(taken)
+        case .batch(let operations):
+            // The budget rule of `Operation.batch`: results share 1 MiB − 1,024 bytes (each with 4 bytes of
+            // length), and each operation leaves room for the refusal of every one after it.
+            var left = KeyValueStore.scanBytesMax
+            var results = [KeyValueStore.Result]()
+            for (index, operation) in operations.enumerated() {
+                let room = left - (operations.count - index - 1) * (Self.overBudget.encoded.count + 4)
+                var result: KeyValueStore.Result
+                switch operation {
+                case .compareAndSwap where room < KeyValueStore.valueBytesMax + 10:
+                    result = Self.overBudget
+                case .scan:
+                    result = perform(operation, scanBytesMax: min(KeyValueStore.scanBytesMax, room - 9))
+                case .batch:
+                    result = .invalid("a batch inside a batch")
+                default:
+                    result = perform(operation, scanBytesMax: KeyValueStore.scanBytesMax)
+                    if case .get = operation, result.encoded.count + 4 > room { result = Self.overBudget }
+                }
+                left -= result.encoded.count + 4
+                results.append(result)
+            }
+            return .batch(results)
         }
     }
+
+    static let overBudget = KeyValueStore.Result.invalid("over the batch's reply budget")
 
     /// SHA-256 of the state in the canonical snapshot layout: the entry count, then each key and value,
     /// length-prefixed, in increasing key order.
