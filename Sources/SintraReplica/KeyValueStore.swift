@@ -1,4 +1,9 @@
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import SintraCrypto
 
 /// SintraKV: a replicated key-value store with put, get, delete, compare-and-swap and range scan.
@@ -210,6 +215,19 @@ public struct KeyValueStore: StateMachine {
         }
     }
 
+    /// Whether `a` sorts before `b`, bytes compared as unsigned numbers and a proper prefix first: the order
+    /// of `lexicographicallyPrecedes`, by `memcmp`. The generic comparison walked the keys element by element
+    /// through iterators and was 5 % of a replica's samples in a batched bench (every put searches the
+    /// store).
+    @inline(__always)
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let common = min(a.count, b.count)
+        let order = a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common) }
+        }
+        return order != 0 ? order < 0 : a.count < b.count
+    }
+
     /// Where `key` is, or where it would be inserted: the chunk (`chunks.count` when the key is above every
     /// key held) and the index in it.
     private func position(of key: [UInt8]) -> (chunk: Int, index: Int, found: Bool) {
@@ -217,7 +235,7 @@ public struct KeyValueStore: StateMachine {
         var low = 0, high = chunks.count
         while low < high {
             let middle = (low + high) / 2
-            if chunks[middle].keys[chunks[middle].keys.count - 1].lexicographicallyPrecedes(key) {
+            if Self.precedes(chunks[middle].keys[chunks[middle].keys.count - 1], key) {
                 low = middle + 1
             } else {
                 high = middle
@@ -228,7 +246,7 @@ public struct KeyValueStore: StateMachine {
         var first = 0, last = keys.count
         while first < last {
             let middle = (first + last) / 2
-            if keys[middle].lexicographicallyPrecedes(key) { first = middle + 1 } else { last = middle }
+            if Self.precedes(keys[middle], key) { first = middle + 1 } else { last = middle }
         }
         return (low, first, first < keys.count && keys[first] == key)
     }
@@ -373,7 +391,7 @@ public struct KeyValueStore: StateMachine {
         while chunk < chunks.count {
             let keys = chunks[chunk].keys
             while index < keys.count {
-                guard entries.count < wanted, keys[index].lexicographicallyPrecedes(to) else { return (entries, false) }
+                guard entries.count < wanted, Self.precedes(keys[index], to) else { return (entries, false) }
                 let value = chunks[chunk].values[index]
                 bytes += 8 + keys[index].count + value.count
                 guard bytes <= bytesMax else { return (entries, true) }
@@ -403,7 +421,7 @@ public struct KeyValueStore: StateMachine {
         for _ in 0..<count {
             let key = try reader.readVariable(maximum: KeyValueStore.keyBytesMax)
             let value = try reader.readVariable(maximum: KeyValueStore.valueBytesMax)
-            if let previous, !previous.lexicographicallyPrecedes(key) {
+            if let previous, !Self.precedes(previous, key) {
                 throw DecodingError(.invalidValue("keys not strictly increasing"), in: "kv snapshot")
             }
             previous = key

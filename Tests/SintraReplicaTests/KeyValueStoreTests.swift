@@ -91,6 +91,17 @@ import Testing
     /// Many keys across many chunks (`KeyValueStore.chunkCountMax`): every operation, scan and snapshot
     /// agrees with a plain sorted reference, through chunk splits and chunks emptied by deletes, and a
     /// snapshot restores the same state.
+    /// The store's byte comparison is the order of `lexicographicallyPrecedes`: unsigned bytes, a proper prefix
+    /// first, empty keys included.
+    @Test func keyOrderIsLexicographicOnUnsignedBytes() {
+        let keys: [[UInt8]] = [[], [0], [0, 0], [0, 1], [1], [0x7f], [0x80], [0x80, 0], [0xff], [0xff, 0xff], [1, 0xff, 3]]
+        for a in keys {
+            for b in keys {
+                #expect(KeyValueStore.precedes(a, b) == a.lexicographicallyPrecedes(b), "\(a) \(b)")
+            }
+        }
+    }
+
     @Test func manyKeysAgreeWithASortedReference() throws {
         var store = KeyValueStore()
         var reference = [[UInt8]: [UInt8]]()
