@@ -159,3 +159,17 @@ public final class OperationBatcher: @unchecked Sendable {
         }
     }
 }
+
+extension OperationBatcher {
+    /// Runs a SintraKV operation (the batcher's format must be `KeyValueStore.Batching`) and decodes its
+    /// result; throws `SintraClient.Failure` as its request failed, `.malformedResult` for bytes that are no
+    /// result.
+    public func execute(_ operation: KeyValueStore.Operation) async throws -> KeyValueStore.Result {
+        let bytes = try await execute(operation.encoded).get()
+        do {
+            return try KeyValueStore.Result(encoded: bytes)
+        } catch {
+            throw SintraClient.Failure.malformedResult(error.description)
+        }
+    }
+}
