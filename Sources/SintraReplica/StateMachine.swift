@@ -10,11 +10,27 @@ public protocol StateMachine: Sendable {
     /// A canonical encoding of the whole state, identical on every replica in the same state.
     func snapshot() -> [UInt8]
 
+    /// Appends `snapshot()` to `writer`; a machine with a large state writes its entries in place, so that
+    /// an enclosing snapshot (`RequestExecutor.snapshot()`) does not copy the state once more.
+    func writeSnapshot(into writer: inout ByteWriter)
+
+    /// The byte count of `snapshot()` if the machine knows it without encoding, so that a writer can be
+    /// sized once instead of growing (and copying) itself a dozen times for a large state.
+    var snapshotByteCount: Int? { get }
+
     /// Restores a state from `snapshot()` output; throws on malformed bytes.
     init(snapshot: [UInt8]) throws(DecodingError)
 
     /// SHA-256 of the canonical state: equal digests mean equal states.
     var digest: [UInt8] { get }
+}
+
+extension StateMachine {
+    public func writeSnapshot(into writer: inout ByteWriter) {
+        writer.writeFixed(snapshot())
+    }
+
+    public var snapshotByteCount: Int? { nil }
 }
 
 /// A client's request as ordered by atomic broadcast: the client's public key, its per-client sequence
@@ -190,9 +206,10 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
     /// same requests encode identically, and one restored from it behaves exactly as the original,
     /// evictions included.
     public func snapshot() -> [UInt8] {
-        var writer = ByteWriter()
-        writer.write(executedCount)
         let clients = lastByClient.sorted { $0.value.position < $1.value.position }
+        let tableBytes = clients.reduce(16) { $0 + 16 + 8 + 8 + 4 + $1.value.reply.count }
+        var writer = ByteWriter(capacity: tableBytes + (machine.snapshotByteCount ?? 0))
+        writer.write(executedCount)
         writer.write(UInt64(clients.count))
         for (client, entry) in clients {
             writer.writeFixed(client)
@@ -200,7 +217,7 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
             writer.write(entry.position)
             writer.writeVariable(entry.reply)
         }
-        writer.writeFixed(machine.snapshot())
+        machine.writeSnapshot(into: &writer)
         return writer.bytes
     }
 

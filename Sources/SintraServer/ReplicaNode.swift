@@ -158,6 +158,8 @@ public actor ReplicaNode {
     let stateTransferLag: UInt64
     let forgesServedStates: Bool
     var snapshotRound: UInt64 = 0
+    /// The checkpoint whose state is being encoded and digested off the actor (`checkpoint(at:)`), if any.
+    var checkpointEncoding: Task<Void, Never>?
     /// The highest round of a binding message this node sent (the send horizon, also without a store).
     var sentHorizon: UInt64 = 0
     /// Checkpoint votes and the latest stable checkpoint.
@@ -323,6 +325,8 @@ public actor ReplicaNode {
         for submission in deferred.removeAll() { submission.resolve(.refused(.unavailable)) }
         sweeper?.cancel()
         sweeper = nil
+        // A checkpoint still being encoded finds `shuttingDown` set and stores nothing.
+        await checkpointEncoding?.value
         await network.shutdown()
         inbox.release()
         await receiving?.value

@@ -49,6 +49,11 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: "Rounds between the replicas' checkpoints (sintra replica --snapshot-interval; to measure their cost).")
+    var snapshotInterval: UInt64?
+
+    @Option(
+        name: .long,
         help: """
             Sign requests as this many clients, each carrying the puts of many of the --clients callers \
             (client-side batching: one signature per request, not per put); 0: every client signs its own puts.
@@ -73,12 +78,14 @@ struct BenchCommand: AsyncParsableCommand {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard (clientRequestsMax ?? 1) >= 1 else { throw ValidationError("--client-requests-max must be positive") }
         guard (0...clients).contains(signers) else { throw ValidationError("--signers must be in 0…--clients") }
+        guard (snapshotInterval ?? 1) >= 1 else { throw ValidationError("--snapshot-interval must be positive") }
     }
 
     func run() async throws {
         let local = try LocalCluster(
             replicas: replicas, label: "bench", inMemory: inMemory,
-            replicaArguments: clientRequestsMax.map { ["--client-requests-max", "\($0)"] } ?? [])
+            replicaArguments: (clientRequestsMax.map { ["--client-requests-max", "\($0)"] } ?? [])
+                + (snapshotInterval.map { ["--snapshot-interval", "\($0)"] } ?? []))
         defer { local.stop() }
         try await local.waitUntilServing()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -102,6 +102,30 @@ import Testing
         }
     }
 
+    /// The sized, in-place snapshot writer gives `snapshot()`'s bytes, and its size is known beforehand; an
+    /// executor's snapshot embeds the machine's unchanged and restores.
+    @Test func snapshotsAreWrittenInPlaceAndSizedBeforehand() throws {
+        var store = KeyValueStore()
+        #expect(store.snapshotByteCount == store.snapshot().count)
+        for index in 0..<2000 {
+            _ = try run(&store, .put(key: Array("k\(index * 7919 % 2000)".utf8), value: [UInt8](repeating: 1, count: index % 50)))
+        }
+        let bytes = store.snapshot()
+        #expect(store.snapshotByteCount == bytes.count)
+        var writer = ByteWriter()
+        writer.write(UInt8(9))
+        store.writeSnapshot(into: &writer)
+        #expect(writer.bytes == [9] + bytes)
+        let restored = try KeyValueStore(snapshot: bytes)
+        #expect(restored.snapshot() == bytes)
+        var executor = RequestExecutor(machine: store)
+        let key = ClientKey.generate()
+        _ = executor.execute(key.request(clusterIdentifier: [1], sequence: 1, operation: KeyValueStore.Operation.get(key: Array("k3".utf8)).encoded))
+        let snapshot = executor.snapshot()
+        #expect(Array(snapshot.suffix(bytes.count)) == bytes)
+        #expect(try RequestExecutor<KeyValueStore>(snapshot: snapshot).snapshot() == snapshot)
+    }
+
     @Test func manyKeysAgreeWithASortedReference() throws {
         var store = KeyValueStore()
         var reference = [[UInt8]: [UInt8]]()
