@@ -80,8 +80,13 @@ final class InboundLinks: Sendable {
     ) throws(LinkProtocolError) -> Delivery {
         let frame: Frame
         do {
+            // The body is copied out of the receive buffer once (not the frame, then the body out of it).
+            let count = bytes.readableBytes
             frame = try Frame(
-                encoded: Array(bytes.readableBytesView), clusterIdentifier: context.clusterIdentifier, limits: limits)
+                encodedCount: count,
+                header: bytes.getBytes(at: bytes.readerIndex, length: min(count, Frame.headerBytesMax)) ?? [],
+                body: { bytes.getBytes(at: bytes.readerIndex + $0.lowerBound, length: $0.count) ?? [] },
+                clusterIdentifier: context.clusterIdentifier, limits: limits)
         } catch {
             throw .violation("undecodable frame: \(error)")
         }

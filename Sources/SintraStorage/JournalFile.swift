@@ -16,8 +16,11 @@ import Darwin
 /// slower. An append is one `write` of the new records, nothing is ever rewritten, and pruning deletes whole
 /// files. What SQLite gave for free is done here on purpose and small:
 ///
-/// - Record: length (4 bytes), position (8), round (8), entry, and a SHA-256 over the position, round and
-///   entry (32). Positions are consecutive across segments.
+/// - Record: length (4 bytes), position (8), round (8), entry, and a checksum. Positions are consecutive
+///   across segments. Two checksum formats, told apart by the segment's file name: format 2
+///   (`segment-N.log2`, what is written now) ends a record with XXH64 over its length, position, round and
+///   entry (8 bytes, `JournalChecksum`, which says why); format 1 (`segment-N.log`, written before) with a
+///   SHA-256 over a tag, the position, round and entry (32). Both are read; appends go to a format 2 segment.
 /// - A torn or garbled record at the very end of the last segment is what a crash in the middle of an
 ///   append leaves: it is cut off at open. Nothing that followed from it was sent (the node sends only after
 ///   the append returned), so forgetting it is safe. A bad record anywhere else is damage: `corrupted`.
@@ -32,6 +35,8 @@ final class JournalFile {
     struct Segment {
         let first: UInt64
         let path: String
+        /// The checksum format (see the type's comment): 1 for a segment from before XXH64, 2 since.
+        let format: Int
         var bytes: Int
         var highestRound: UInt64
     }
@@ -40,7 +45,12 @@ final class JournalFile {
     /// The largest entry accepted (a frame's maximum, with room to spare).
     static let entryBytesMax = 8 << 20
     static let headerBytes = 4 + 8 + 8
-    static let checksumBytes = 32
+    /// The checksum's length in a record of `format`.
+    static func checksumBytes(format: Int) -> Int { format == 1 ? 32 : 8 }
+    /// The format of new segments.
+    static let currentFormat = 2
+    /// The XXH64 seed of format 2 checksums: "sintra-j" in ASCII, so a record checks only as a journal record.
+    static let checksumSeed: UInt64 = 0x7369_6E74_7261_2D6A
 
     let folder: String
     let syncEachAppend: Bool
@@ -84,14 +94,16 @@ final class JournalFile {
         } catch {
             throw .io(path: folder, action: "listing the journal folder", detail: "\(error)")
         }
-        let found = names.compactMap { name -> (UInt64, String)? in
-            guard name.hasPrefix("segment-"), name.hasSuffix(".log"),
-                let first = UInt64(name.dropFirst("segment-".count).dropLast(".log".count))
+        let found = names.compactMap { name -> (UInt64, String, Int)? in
+            guard name.hasPrefix("segment-") else { return nil }
+            let format = name.hasSuffix(".log") ? 1 : name.hasSuffix(".log2") ? 2 : 0
+            guard format > 0,
+                let first = UInt64(name.dropFirst("segment-".count).dropLast(format == 1 ? ".log".count : ".log2".count))
             else { return nil }
-            return (first, folder + "/" + name)
+            return (first, folder + "/" + name, format)
         }.sorted { $0.0 < $1.0 }
         var records = [ReplicaStore.JournalRecord]()
-        for (index, (first, path)) in found.enumerated() {
+        for (index, (first, path, format)) in found.enumerated() {
             guard let data = manager.contents(atPath: path) else {
                 throw .io(path: path, action: "reading a journal segment", detail: "unreadable")
             }
@@ -103,7 +115,7 @@ final class JournalFile {
             var offset = 0
             var highest: UInt64 = 0
             decoding: while offset < bytes.count {
-                switch Self.decode(bytes, at: offset, position: next) {
+                switch Self.decode(bytes, at: offset, position: next, format: format) {
                 case .record(let record, let length):
                     records.append(record)
                     highest = max(highest, record.round)
@@ -119,7 +131,8 @@ final class JournalFile {
                     throw .corrupted(path: path, detail: "damaged journal entry \(next)")
                 }
             }
-            segments.append(Segment(first: first, path: path, bytes: min(offset, bytes.count), highestRound: highest))
+            segments.append(
+                Segment(first: first, path: path, format: format, bytes: min(offset, bytes.count), highestRound: highest))
         }
         return records
     }
@@ -132,8 +145,9 @@ final class JournalFile {
         case invalid
     }
 
-    /// The record at `offset`: whole, at `position`, with its checksum holding, or why not.
-    private static func decode(_ bytes: [UInt8], at offset: Int, position: UInt64) -> Decoded {
+    /// The record at `offset`: whole, at `position`, with its checksum (of `format`) holding, or why not.
+    private static func decode(_ bytes: [UInt8], at offset: Int, position: UInt64, format: Int) -> Decoded {
+        let checksumBytes = Self.checksumBytes(format: format)
         guard bytes.count - offset >= headerBytes else { return .incomplete }
         func integer<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
             var value: T = 0
@@ -148,7 +162,11 @@ final class JournalFile {
         guard seq == position else { return .invalid }
         let entry = Array(bytes[(offset + headerBytes)..<(offset + headerBytes + length)])
         let stored = Array(bytes[(offset + headerBytes + length)..<(offset + headerBytes + length + checksumBytes)])
-        guard stored == checksum(seq: seq, round: round, entry) else { return .invalid }
+        let expected =
+            format == 1
+            ? checksum(seq: seq, round: round, entry)
+            : bytes.withUnsafeBytes { checksum(record: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + headerBytes + length)])) }
+        guard stored == expected else { return .invalid }
         return .record(ReplicaStore.JournalRecord(round: round, entry: entry), length: headerBytes + length + checksumBytes)
     }
 
@@ -168,6 +186,12 @@ final class JournalFile {
         for name in names where name.hasPrefix("segment-") { _ = unlink(folder + "/" + name) }
     }
 
+    /// A format 2 checksum: XXH64 over the record's header and entry, big-endian.
+    static func checksum(record: UnsafeRawBufferPointer) -> [UInt8] {
+        withUnsafeBytes(of: JournalChecksum.hash(record, seed: checksumSeed).bigEndian, Array.init)
+    }
+
+    /// A format 1 checksum (segments written before format 2; read, no longer written).
     static func checksum(seq: UInt64, round: UInt64, _ entry: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(data: Array("sintra-journal/".utf8))
@@ -180,20 +204,29 @@ final class JournalFile {
     /// Appends `records` with one write (and an fsync if `syncEachAppend`).
     func append(_ records: [ReplicaStore.JournalRecord]) throws(StoreError) {
         guard !records.isEmpty else { return }
-        if segments.isEmpty || segments[segments.count - 1].bytes >= Self.segmentBytes { try startSegment() }
+        // A format 1 segment left by an older version is not appended to: its records keep one format.
+        if segments.isEmpty || segments[segments.count - 1].bytes >= Self.segmentBytes
+            || segments[segments.count - 1].format != Self.currentFormat
+        {
+            try startSegment()
+        }
         if descriptor < 0 { try openLast() }
+        let checksumBytes = Self.checksumBytes(format: Self.currentFormat)
         var buffer = [UInt8]()
-        buffer.reserveCapacity(records.reduce(0) { $0 + $1.entry.count + Self.headerBytes + Self.checksumBytes })
+        buffer.reserveCapacity(records.reduce(0) { $0 + $1.entry.count + Self.headerBytes + checksumBytes })
         var highest = segments[segments.count - 1].highestRound
         for record in records {
             guard record.entry.count <= Self.entryBytesMax else {
                 throw .io(path: folder, action: "journaling", detail: "an entry of \(record.entry.count) bytes")
             }
+            let start = buffer.count
             withUnsafeBytes(of: UInt32(record.entry.count).bigEndian) { buffer.append(contentsOf: $0) }
             withUnsafeBytes(of: next.bigEndian) { buffer.append(contentsOf: $0) }
             withUnsafeBytes(of: record.round.bigEndian) { buffer.append(contentsOf: $0) }
             buffer.append(contentsOf: record.entry)
-            buffer.append(contentsOf: Self.checksum(seq: next, round: record.round, record.entry))
+            // Over the record as it lies in the buffer: no copy of the entry for the checksum.
+            let checksum = buffer.withUnsafeBytes { Self.checksum(record: UnsafeRawBufferPointer(rebasing: $0[start...])) }
+            buffer.append(contentsOf: checksum)
             highest = max(highest, record.round)
             next += 1
         }
@@ -217,8 +250,8 @@ final class JournalFile {
 
     private func startSegment() throws(StoreError) {
         closeDescriptor()
-        let path = folder + "/segment-\(String(next).leftPadded(to: 20)).log"
-        segments.append(Segment(first: next, path: path, bytes: 0, highestRound: 0))
+        let path = folder + "/segment-\(String(next).leftPadded(to: 20)).log2"
+        segments.append(Segment(first: next, path: path, format: Self.currentFormat, bytes: 0, highestRound: 0))
         try openLast()
     }
 

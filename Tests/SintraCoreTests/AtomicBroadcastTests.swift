@@ -299,10 +299,12 @@ import Testing
             member: member, requests: requests, signature: keys[member - 1].identity.sign(statement))
     }
 
-    func entry(_ queue: AtomicBroadcast.SignedQueue, round: UInt64) -> ByteKey {
-        AtomicBroadcast.VerifiedQueueSignatures.key(
-            member: queue.member, signature: queue.signature,
-            message: AtomicBroadcast.queueStatement(path: path, round: round, requests: queue.requests).signingBytes)
+    func holds(_ verified: AtomicBroadcast.VerifiedQueueSignatures, _ queue: AtomicBroadcast.SignedQueue, round: UInt64)
+        -> Bool
+    {
+        AtomicBroadcast.encodeRequests(queue.requests).withUnsafeBytes {
+            verified.contains(member: queue.member, signature: queue.signature, requests: $0, round: round, path: path)
+        }
     }
 
     @Test func verifiedSignaturesAreRememberedAndOnlyExactEntriesSkipTheCheck() throws {
@@ -310,7 +312,7 @@ import Testing
         let limits = AtomicBroadcast.Limits()
         let queues = (1...3).map { queue($0, [[UInt8($0)], [9, 9]], round: 5, keys: keys) }
         let vector = AtomicBroadcast.encodeVector(queues)
-        let verified = AtomicBroadcast.VerifiedQueueSignatures()
+        let verified = AtomicBroadcast.VerifiedQueueSignatures(path: path)
         func valid(_ bytes: [UInt8], round: UInt64 = 5) -> Bool {
             AtomicBroadcast.validVector(
                 bytes, round: round, path: path, configuration: configuration, limits: limits, verified: verified) != nil
@@ -319,7 +321,13 @@ import Testing
         #expect(
             AtomicBroadcast.isValid(
                 queues[0], round: 5, path: path, configuration: configuration, limits: limits, verified: verified))
-        #expect(verified.contains(entry(queues[0], round: 5), round: 5))
+        #expect(holds(verified, queues[0], round: 5))
+        #expect(!holds(verified, queues[0], round: 6))
+        #expect(!holds(verified, AtomicBroadcast.SignedQueue(member: 1, requests: [[1], [9, 8]], signature: queues[0].signature), round: 5))
+        #expect(!AtomicBroadcast.encodeRequests(queues[0].requests).withUnsafeBytes {
+            verified.contains(
+                member: 1, signature: queues[0].signature, requests: $0, round: 5, path: InstancePath("other"))
+        })
         // A vector passes and adds its other two.
         #expect(valid(vector))
         #expect(verified.count == 3)
@@ -335,7 +343,9 @@ import Testing
         let forged = AtomicBroadcast.SignedQueue(member: 4, requests: [[1]], signature: [UInt8](repeating: 3, count: 64))
         let withForgery = AtomicBroadcast.encodeVector([queues[0], queues[1], forged])
         #expect(!valid(withForgery))
-        verified.insert([entry(forged, round: 5)], round: 5)
+        verified.insert(
+            member: 4, signature: forged.signature, requests: AtomicBroadcast.encodeRequests(forged.requests), round: 5,
+            path: path)
         #expect(valid(withForgery))
         verified.forget(below: 6)
         #expect(verified.count == 0)

@@ -450,3 +450,71 @@ import Testing
         store.close()
     }
 }
+
+/// The journal's record checksum (format 2, XXH64) and reading segments of the older format 1 (SHA-256).
+@Suite struct JournalChecksumTests {
+    /// Known answers of the reference implementation (libxxhash 0.8.1, `XXH64(data, length, seed)`), covering
+    /// the short path, the 4- and 1-byte tails and the four 32-byte lanes.
+    @Test func xxh64MatchesTheReference() {
+        func hash(_ bytes: [UInt8], _ seed: UInt64) -> UInt64 {
+            bytes.withUnsafeBytes { JournalChecksum.hash($0, seed: seed) }
+        }
+        #expect(hash([], 0) == 0xef46_db37_51d8_e999)
+        #expect(hash(Array("a".utf8), 0) == 0xd24e_c4f1_a98c_6e5b)
+        #expect(hash(Array("abc".utf8), 0) == 0x44bc_2cf5_ad77_0999)
+        #expect(hash((0..<37).map { UInt8($0) }, 0) == 0xd93f_a2df_ee5c_24c9)
+        #expect(hash((0..<100).map { UInt8($0) }, JournalFile.checksumSeed) == 0x6ef4_7e0d_31f9_02d0)
+        #expect(hash(Array("sintra journal record".utf8), 7) == 0xa0c6_2717_92bf_81b9)
+    }
+
+    /// Every single-bit flip of a record (header or entry) changes its checksum.
+    @Test func everyBitFlipOfARecordChangesItsChecksum() {
+        let record = (0..<77).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        let original = record.withUnsafeBytes { JournalFile.checksum(record: $0) }
+        for index in record.indices {
+            for bit in 0..<8 {
+                var flipped = record
+                flipped[index] ^= 1 << bit
+                #expect(flipped.withUnsafeBytes { JournalFile.checksum(record: $0) } != original)
+            }
+        }
+    }
+
+    /// A journal written before format 2 (a `.log` segment with SHA-256 checksums) is still read; new records
+    /// go to a new format 2 segment after it, and damage in the old one is still found.
+    @Test func aFormat1SegmentIsReadAndFollowedByAFormat2One() throws {
+        let folder = try ReplicaStoreTests.Folder()
+        let journal = folder.path() + ".journal"
+        try FileManager.default.createDirectory(atPath: journal, withIntermediateDirectories: true)
+        func format1(_ position: UInt64, _ record: ReplicaStore.JournalRecord) -> [UInt8] {
+            var bytes = [UInt8]()
+            withUnsafeBytes(of: UInt32(record.entry.count).bigEndian) { bytes += $0 }
+            withUnsafeBytes(of: position.bigEndian) { bytes += $0 }
+            withUnsafeBytes(of: record.round.bigEndian) { bytes += $0 }
+            bytes += record.entry
+            bytes += JournalFile.checksum(seq: position, round: record.round, record.entry)
+            return bytes
+        }
+        let old = [ReplicaStoreJournalTests.record(2, 1), ReplicaStoreJournalTests.record(3, 2)]
+        let oldBytes = format1(1, old[0]) + format1(2, old[1])
+        let oldPath = journal + "/segment-00000000000000000001.log"
+        try Data(oldBytes).write(to: URL(fileURLWithPath: oldPath))
+        let store = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreJournalTests.owner, boot: "boot-a")
+        #expect(try store.recover().journal == old)
+        try store.commit([], sendHorizon: 0, journal: [ReplicaStoreJournalTests.record(4, 3)])
+        #expect(try store.recover().journal == old + [ReplicaStoreJournalTests.record(4, 3)])
+        store.close()
+        let names = try FileManager.default.contentsOfDirectory(atPath: journal).sorted()
+        #expect(names == ["segment-00000000000000000001.log", "segment-00000000000000000003.log2"])
+        // A flipped bit in the old segment's first entry is damage.
+        var damaged = oldBytes
+        damaged[22] ^= 0x10
+        try Data(damaged).write(to: URL(fileURLWithPath: oldPath))
+        ReplicaStoreTests.expectError({
+            if case .corrupted(_, let detail) = $0 { return detail.contains("journal entry 1") }
+            return false
+        }) { () throws(StoreError) in
+            _ = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreJournalTests.owner, boot: "boot-a")
+        }
+    }
+}

@@ -214,7 +214,18 @@ public enum AtomicBroadcast {
     }
 
     package static func queueStatement(path: InstancePath, round: UInt64, requests: [[UInt8]]) -> SignedStatement {
-        SignedStatement(domain: "a-queue", path: path.child("round", round).description, payload: encodeRequests(requests))
+        encodeRequests(requests).withUnsafeBytes { queueStatement(path: path, round: round, encodedRequests: $0) }
+    }
+
+    /// The statement of a queue whose requests are already encoded (`encodeRequests`): hashed in place,
+    /// without copying them out of a received vector.
+    package static func queueStatement(path: InstancePath, round: UInt64, encodedRequests: UnsafeRawBufferPointer)
+        -> SignedStatement
+    {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: encodedRequests)
+        return SignedStatement(
+            domain: "a-queue", path: path.child("round", round).description, payloadDigest: Array(hasher.finalize()))
     }
 
     /// The validated-agreement value of a round: n − t or more signed queues, sorted by member.
@@ -241,8 +252,9 @@ public enum AtomicBroadcast {
         var queues = [SignedQueue]()
         // The n − t or more queue signatures are checked as one batch: one multi-scalar multiplication.
         var signatures = SignatureBatch()
-        var checked = [ByteKey]()
+        var checked = [(queue: SignedQueue, requests: Range<Int>)]()
         for _ in 0..<count {
+            let start = bytes.count - reader.remainingCount
             guard let queue = try? SignedQueue(from: &reader, limits: wire, batchCountMax: limits.batchCountMax),
                 queue.member > (queues.last?.member ?? 0),
                 isValid(
@@ -250,21 +262,33 @@ public enum AtomicBroadcast {
                     verifySignature: false)
             else { return nil }
             if verifySignatures {
-                let message = queueStatement(path: path, round: round, requests: queue.requests).signingBytes
-                let key = verified.map { _ in
-                    VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, message: message)
-                }
-                if let verified, let key, verified.contains(key, round: round) {
-                    // Verified here before, on these exact bytes.
-                } else {
-                    signatures.add(queue.signature, message: message, key: configuration.memberKeys[queue.member - 1])
-                    if let key { checked.append(key) }
+                // The queue's encoded requests are these bytes of the vector, between its member (2 bytes) and
+                // its signature (64): the decoding is canonical, so they are `encodeRequests(queue.requests)`.
+                let requests = (start + 2)..<(bytes.count - reader.remainingCount - 64)
+                assert(Array(bytes[requests]) == encodeRequests(queue.requests), "a queue's requests are its bytes")
+                bytes.withUnsafeBytes { raw in
+                    let encoded = UnsafeRawBufferPointer(rebasing: raw[requests])
+                    if let verified, verified.contains(
+                        member: queue.member, signature: queue.signature, requests: encoded, round: round, path: path)
+                    {
+                        // Verified here before, on these exact bytes.
+                    } else {
+                        let message = queueStatement(path: path, round: round, encodedRequests: encoded).signingBytes
+                        signatures.add(queue.signature, message: message, key: configuration.memberKeys[queue.member - 1])
+                        if verified != nil { checked.append((queue, requests)) }
+                    }
                 }
             }
             queues.append(queue)
         }
         guard reader.remainingCount == 0, signatures.verify() else { return nil }
-        verified?.insert(checked, round: round)
+        if let verified {
+            for (queue, requests) in checked {
+                verified.insert(
+                    member: queue.member, signature: queue.signature, requests: Array(bytes[requests]), round: round,
+                    path: path)
+            }
+        }
         return queues
     }
 
@@ -277,15 +301,19 @@ public enum AtomicBroadcast {
             queue.requests.allSatisfy({ $0.count <= limits.requestBytesMax })
         else { return false }
         guard verifySignature else { return true }
-        let message = queueStatement(path: path, round: round, requests: queue.requests).signingBytes
-        let key = verified.map { _ in
-            VerifiedQueueSignatures.key(member: queue.member, signature: queue.signature, message: message)
+        let encoded = encodeRequests(queue.requests)
+        return encoded.withUnsafeBytes { raw in
+            if let verified,
+                verified.contains(member: queue.member, signature: queue.signature, requests: raw, round: round, path: path)
+            {
+                return true
+            }
+            let message = queueStatement(path: path, round: round, encodedRequests: raw).signingBytes
+            // The cofactored rule, as in the vector's batch, so a queue valid on its own is valid in any vector.
+            guard SignatureBatch.isValid(queue.signature, message: message, key: configuration.memberKeys[queue.member - 1])
+            else { return false }
+            verified?.insert(member: queue.member, signature: queue.signature, requests: encoded, round: round, path: path)
+            return true
         }
-        if let verified, let key, verified.contains(key, round: round) { return true }
-        // The cofactored rule, as in the vector's batch, so a queue valid on its own is valid in any vector.
-        guard SignatureBatch.isValid(queue.signature, message: message, key: configuration.memberKeys[queue.member - 1])
-        else { return false }
-        if let key { verified?.insert([key], round: round) }
-        return true
     }
 }

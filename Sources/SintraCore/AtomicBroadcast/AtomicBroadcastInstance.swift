@@ -18,7 +18,7 @@ extension AtomicBroadcast {
         public let journaling: Bool
         /// Queue signatures verified here, shared with the agreements' predicates (kept for the rounds of
         /// `queues`).
-        private let verifiedQueues = VerifiedQueueSignatures()
+        private let verifiedQueues: VerifiedQueueSignatures
         /// Entries recorded since the last `takeJournal()`.
         private var journal: [JournalEntry] = []
         /// The messages the replay of `Resumption.journal` produced, sent again by `start()`.
@@ -127,6 +127,7 @@ extension AtomicBroadcast {
             self.keys = keys
             self.me = keys.index
             self.path = path
+            self.verifiedQueues = VerifiedQueueSignatures(path: path)
             self.random = random
             self.limits = limits
             self.journaling = journaling

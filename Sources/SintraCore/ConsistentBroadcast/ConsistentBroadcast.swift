@@ -120,7 +120,7 @@ public enum ConsistentBroadcast {
         /// external predicate accepted: a caller that checks the same predicate again may skip it (checking
         /// an atomic broadcast vector means hashing every queue and verifying its signatures).
         public func signed(_ payload: [UInt8]) -> Bool {
-            signedDigest != nil && self.payload == payload
+            signedDigest != nil && self.payload.map { sameBytes($0, payload) } == true
         }
         private var delivered: Delivery?
         /// A valid c-final whose payload we lack, kept until a c-answer arrives.
@@ -129,6 +129,8 @@ public enum ConsistentBroadcast {
         private var answered: Set<Int> = []
         /// At the sender: the certificate being built.
         private var builder: QuorumCertificate.Builder?
+        /// At the sender: the payload it broadcast, whose digest is the builder's statement's.
+        private var broadcastPayload: [UInt8]?
         private var sentFinal = false
 
         public init(
@@ -154,6 +156,7 @@ public enum ConsistentBroadcast {
             builder = QuorumCertificate.Builder(
                 statement: ConsistentBroadcast.statement(path: path, digest: ConsistentBroadcast.digest(payload)),
                 members: configuration.memberKeys, threshold: configuration.echoQuorum)
+            broadcastPayload = payload
             var effects = Effects<Message, Output>()
             effects.broadcast(.send(payload: payload))
             return effects
@@ -191,7 +194,13 @@ public enum ConsistentBroadcast {
                 effects.fault(node, path, .notAllowed, "c-send from a party that is not the sender")
                 return
             }
-            let digest = ConsistentBroadcast.digest(payload)
+            // The sender hashed its own payload in `broadcast`; its c-send coming back carries the same bytes.
+            let digest =
+                if me == sender, let builder, let broadcastPayload, sameBytes(payload, broadcastPayload) {
+                    builder.statement.payloadDigest
+                } else {
+                    ConsistentBroadcast.digest(payload)
+                }
             if let signedDigest {
                 if signedDigest != digest { effects.fault(node, path, .equivocation, "second, different c-send") }
                 return
@@ -270,7 +279,9 @@ public enum ConsistentBroadcast {
                 effects.fault(node, path, .invalidProof, "c-final certificate: \(error)")
                 return
             }
-            if let payload, ConsistentBroadcast.digest(payload) == digest {
+            // `payload` is set together with `signedDigest`, its digest, in c-send: compare digests rather
+            // than hashing the payload a second time.
+            if let payload, signedDigest == digest {
                 deliver(Delivery(payload: payload, certificate: certificate), &effects)
             } else {
                 // The digest is certified but we lack its payload: e signers include t + 1 honest ones

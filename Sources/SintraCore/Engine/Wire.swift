@@ -102,10 +102,29 @@ public struct Frame: Sendable, Equatable {
 
     /// Decodes and checks the header against the expected cluster.
     public init(encoded bytes: [UInt8], clusterIdentifier expected: [UInt8], limits: WireLimits) throws(DecodingError) {
-        guard bytes.count <= Frame.frameBytesMax else {
-            throw DecodingError(.tooLong(maximum: Frame.frameBytesMax, actual: bytes.count), in: "frame")
+        try self.init(
+            encodedCount: bytes.count, header: Array(bytes.prefix(Frame.headerBytesMax)), body: { Array(bytes[$0]) },
+            clusterIdentifier: expected, limits: limits)
+    }
+
+    /// The longest header (everything before the body's bytes): version, cluster, sender, the deepest path
+    /// with the longest names, the body's length.
+    public static let headerBytesMax =
+        1 + 16 + 2 + 1 + InstancePath.componentCountMax * (1 + InstancePath.nameBytesMax + 1 + 8) + 4
+
+    /// Decodes a frame of `encodedCount` bytes held elsewhere (a receive buffer): `header` is its first
+    /// min(`encodedCount`, `headerBytesMax`) bytes and `body` copies out the given range of the frame's bytes.
+    /// Why: decoding from one array copied the frame out of the receive buffer and then its body out of that
+    /// array; this copies the body once (the header is at most `headerBytesMax` bytes).
+    public init(
+        encodedCount: Int, header: [UInt8], body: (Range<Int>) -> [UInt8], clusterIdentifier expected: [UInt8],
+        limits: WireLimits
+    ) throws(DecodingError) {
+        guard encodedCount <= Frame.frameBytesMax else {
+            throw DecodingError(.tooLong(maximum: Frame.frameBytesMax, actual: encodedCount), in: "frame")
         }
-        var reader = ByteReader(bytes, context: "frame")
+        precondition(header.count == min(encodedCount, Frame.headerBytesMax), "the header is the frame's first bytes")
+        var reader = ByteReader(header, context: "frame")
         let version = try reader.readUInt8()
         guard version == Frame.version else {
             throw DecodingError(.invalidValue("unsupported version \(version)"), in: "frame")
@@ -115,8 +134,16 @@ public struct Frame: Sendable, Equatable {
         clusterIdentifier = cluster
         sender = try reader.readMember(limits: limits)
         path = try InstancePath(from: &reader)
-        body = try reader.readVariable(maximum: Frame.frameBytesMax)
-        try reader.finish()
+        let length = Int(try reader.readUInt32())
+        let start = header.count - reader.remainingCount
+        guard length <= Frame.frameBytesMax else {
+            throw DecodingError(.tooLong(maximum: Frame.frameBytesMax, actual: length), in: "frame")
+        }
+        guard encodedCount - start >= length else { throw DecodingError(.truncated, in: "frame") }
+        guard encodedCount - start == length else {
+            throw DecodingError(.trailingBytes(count: encodedCount - start - length), in: "frame")
+        }
+        self.body = body(start..<encodedCount)
     }
 }
 

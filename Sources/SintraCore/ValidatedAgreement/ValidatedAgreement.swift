@@ -218,10 +218,11 @@ public enum ValidatedAgreement {
             // The same proposal with the same certificate as one delivered here was checked then (every entry
             // of `deliveredProposals` was): yes-votes usually carry the sender's own c-final certificate, so
             // this skips a quorum-certificate check per vote.
-            if let known = deliveredProposals[candidate], known.payload == proposal, known.certificate == certificate {
+            if let known = deliveredProposals[candidate], sameBytes(known.payload, proposal), known.certificate == certificate {
                 return true
             }
-            return (proposals[candidate - 1].signed(proposal) || deliveredProposals[candidate]?.payload == proposal
+            return (proposals[candidate - 1].signed(proposal)
+                || deliveredProposals[candidate].map { sameBytes($0.payload, proposal) } == true
                 || predicate(proposal))
                 && ConsistentBroadcast.verify(
                     payload: proposal, certificate: certificate, path: path.child("proposal", candidate),

@@ -73,23 +73,32 @@ public struct ByteReader: Sendable {
         return Array(bytes[position..<(position + count)])
     }
 
+    // The integers are read in place: going through `readFixed` allocated an array per integer read, and a
+    // frame's decoding reads several per layer and per request.
     public mutating func readUInt8() throws(DecodingError) -> UInt8 {
-        try readFixed(1)[0]
+        try readInteger(UInt8.self)
     }
 
     public mutating func readUInt16() throws(DecodingError) -> UInt16 {
-        let raw = try readFixed(2)
-        return UInt16(raw[0]) << 8 | UInt16(raw[1])
+        try readInteger(UInt16.self)
     }
 
     public mutating func readUInt32() throws(DecodingError) -> UInt32 {
-        let raw = try readFixed(4)
-        return raw.reduce(0) { $0 << 8 | UInt32($1) }
+        try readInteger(UInt32.self)
     }
 
     public mutating func readUInt64() throws(DecodingError) -> UInt64 {
-        let raw = try readFixed(8)
-        return raw.reduce(0) { $0 << 8 | UInt64($1) }
+        try readInteger(UInt64.self)
+    }
+
+    /// A big-endian integer of `T`'s width.
+    private mutating func readInteger<T: FixedWidthInteger>(_: T.Type) throws(DecodingError) -> T {
+        let count = MemoryLayout<T>.size
+        guard remainingCount >= count else { throw DecodingError(.truncated, in: context) }
+        var value: T = 0
+        for index in position..<(position + count) { value = value << 8 | T(bytes[index]) }
+        position += count
+        return value
     }
 
     /// A length-prefixed field of at most `maximum` bytes.
