@@ -159,8 +159,10 @@ struct BenchReport: Codable {
             return "\(refused) refused, \(closed) closed"
         }
         let overloadText: String = overloadParts.joined(separator: " | ")
+        // With signers a "request" of the figures is a caller's put, several of which share a signed request.
+        let unit: String = signers == nil ? "requests" : "puts"
         let throughputText: String = String(
-            format: "  throughput        %.0f requests/s (%d answered by t + 1 = %d matching replies in %.1f s)",
+            format: "  throughput        %.0f " + unit + "/s (%d answered by t + 1 = %d matching replies in %.1f s)",
             requestsPerSecond, requests, faulty + 1, durationSeconds)
         let latencyText: String = String(
             format: "  latency           p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
