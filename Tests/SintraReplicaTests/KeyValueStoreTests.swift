@@ -143,7 +143,10 @@ import Testing
             } else {
                 #expect(try run(&store, .get(key: k)) == (reference[k].map { .value($0) } ?? .notFound))
             }
+            if step % 1000 == 999 { #expect(store.isConsistent, "step \(step)") }
         }
+        #expect(store.isConsistent)
+        #expect(try KeyValueStore(snapshot: store.snapshot()).isConsistent)
         #expect(store.count == reference.count)
         let sorted = reference.keys.sorted { $0.lexicographicallyPrecedes($1) }
         // Scans from anywhere, across chunk boundaries, agree with the reference.
