@@ -98,8 +98,11 @@ public final class OperationBatcher: @unchecked Sendable {
             operationsSent += taken.count
             let operation = taken.count == 1 ? taken[0].operation : format.batch(taken.map(\.operation))
             multiplexer.execute(slot: slot, operation: operation).whenComplete { outcome in
-                self.freeSlots.append(slot)
+                // The callers' next operations (their callbacks run in `complete`) queue up before the slot is
+                // free again, so the slot takes them as one batch: freed first, it went out with the first
+                // of them alone and left the rest waiting a whole request for the next slot.
                 self.complete(taken, with: outcome)
+                self.freeSlots.append(slot)
                 self.dispatch()
             }
         }
