@@ -11,9 +11,10 @@ import GRDB
 /// replies, or sends anything that followed from it, so no acknowledged request can be lost by a crash,
 /// and after a restart the log says how far the replica got.
 ///
-/// Every row carries a SHA-256 checksum over its identity (kind, round) and content: SQLite's
-/// `quick_check` finds broken pages and b-trees, not a flipped bit inside a blob, and a replica must not
-/// run on state it cannot trust. A header row binds the file to one cluster and member.
+/// Every row carries a checksum over its identity (kind, round) and content: SQLite's `quick_check` finds
+/// broken pages and b-trees, not a flipped bit inside a blob, and a replica must not run on state it cannot
+/// trust. Rows written now carry XXH64 (8 bytes, `checksum`), rows written before a SHA-256 (32 bytes,
+/// `legacyChecksum`); the stored length says which, and both are verified. A header row binds the file to one cluster and member.
 ///
 /// Not thread-safe by design: one `ReplicaNode` actor owns it and calls it serially. `@unchecked Sendable`
 /// because it moves into that actor once; GRDB's `DatabaseQueue` serializes access anyway.
@@ -280,12 +281,14 @@ public final class ReplicaStore: @unchecked Sendable {
         do {
             try queue.write { db in
                 for entry in entries {
-                    try db.execute(
-                        sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
-                        arguments: [
-                            Int64(entry.round), Data(entry.batch),
-                            Data(ReplicaStore.checksum(kind: "delivered", round: entry.round, entry.batch)),
-                        ])
+                    try ReplicaStore.withBlob(entry.batch) { batch in
+                        try db.execute(
+                            sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
+                            arguments: [
+                                Int64(entry.round), batch,
+                                Data(ReplicaStore.checksum(kind: "delivered", round: entry.round, entry.batch)),
+                            ])
+                    }
                 }
                 if horizon > self.sendHorizon {
                     try db.execute(sql: "UPDATE progress SET sendHorizon = ? WHERE id = 1", arguments: [Int64(horizon)])
@@ -384,13 +387,26 @@ public final class ReplicaStore: @unchecked Sendable {
 
     private static func replaceSnapshot(_ db: Database, _ snapshot: Snapshot) throws {
         try db.execute(sql: "DELETE FROM snapshot")
-        try db.execute(
-            sql: "INSERT INTO snapshot (round, state, checksum, format) VALUES (?, ?, ?, ?)",
-            arguments: [
-                Int64(snapshot.round), Data(snapshot.state),
-                Data(ReplicaStore.checksum(kind: snapshotKind(format: snapshot.format), round: snapshot.round, snapshot.state)),
-                snapshot.format,
-            ])
+        try withBlob(snapshot.state) { state in
+            try db.execute(
+                sql: "INSERT INTO snapshot (round, state, checksum, format) VALUES (?, ?, ?, ?)",
+                arguments: [
+                    Int64(snapshot.round), state,
+                    Data(ReplicaStore.checksum(kind: snapshotKind(format: snapshot.format), round: snapshot.round, snapshot.state)),
+                    snapshot.format,
+                ])
+        }
+    }
+
+    /// Runs `body` with `bytes` as a `Data` that shares their storage instead of copying them. Safe because
+    /// SQLite copies a bound blob (GRDB binds `Data` with `SQLITE_TRANSIENT`) and the statement runs inside
+    /// `body`. Why: a snapshot is the whole application state, and copying it into a `Data` first was 1 %
+    /// of a replica's samples at 32 clients × 8 KB.
+    private static func withBlob<T>(_ bytes: [UInt8], _ body: (Data) throws -> T) rethrows -> T {
+        try bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress, !raw.isEmpty else { return try body(Data()) }
+            return try body(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: raw.count, deallocator: .none))
+        }
     }
 
     private static func replaceCertificate(_ db: Database, _ certificate: Certificate) throws {
@@ -581,14 +597,38 @@ public final class ReplicaStore: @unchecked Sendable {
     private static func verified(_ row: Row, kind: String, round: UInt64, column: String, path: String) throws -> [UInt8] {
         let content: Data? = row[column]
         let stored: Data? = row["checksum"]
-        guard let content, let stored, Array(stored) == checksum(kind: kind, round: round, Array(content)) else {
+        guard let content, let stored, matches(Array(stored), kind: kind, round: round, Array(content)) else {
             throw StoreError.corrupted(path: path, detail: "checksum mismatch in \(kind) round \(round)")
         }
         return Array(content)
     }
 
-    /// SHA-256 over the row's kind, round, and content: a row moved to another round or table fails too.
+    /// Whether `stored` is the checksum of a row: XXH64 if it is 8 bytes long, SHA-256 if 32 (a row written
+    /// before XXH64), nothing else.
+    static func matches(_ stored: [UInt8], kind: String, round: UInt64, _ content: [UInt8]) -> Bool {
+        switch stored.count {
+        case 8: stored == checksum(kind: kind, round: round, content)
+        case 32: stored == legacyChecksum(kind: kind, round: round, content)
+        default: false
+        }
+    }
+
+    /// XXH64 (`JournalChecksum`) over the row's content, seeded with an XXH64 of its kind and round, so a row
+    /// moved to another round or table fails too. Why not SHA-256 any more: the checksum finds damage, not an
+    /// adversary (who could rewrite any unkeyed checksum), and every delivered batch and every snapshot is
+    /// checksummed here: SHA-256 over them was 1.5 % of a replica's samples at 32 clients × 8 KB, after the
+    /// hashing of the same bytes elsewhere on their path was cut (BENCHMARKS.md, "Cheaper bytes").
     static func checksum(kind: String, round: UInt64, _ content: [UInt8]) -> [UInt8] {
+        var identity = Array("sintra-store/\(kind)/".utf8)
+        withUnsafeBytes(of: round.bigEndian) { identity += $0 }
+        let seed = identity.withUnsafeBytes { JournalChecksum.hash($0, seed: JournalFile.checksumSeed) }
+        let value = content.withUnsafeBytes { JournalChecksum.hash($0, seed: seed) }
+        return withUnsafeBytes(of: value.bigEndian, Array.init)
+    }
+
+    /// SHA-256 over the row's kind, round, and content: the checksum of rows written before XXH64 (verified,
+    /// no longer written).
+    static func legacyChecksum(kind: String, round: UInt64, _ content: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(data: Array("sintra-store/\(kind)/".utf8))
         withUnsafeBytes(of: round.bigEndian) { hasher.update(bufferPointer: $0) }

@@ -231,7 +231,7 @@ import Testing
     typealias Folder = ReplicaStoreTests.Folder
 
     /// A file made by the v1 schema (before checkpoints) opens, migrates, and reads as before: its snapshot
-    /// is format 1, it has no certificate, and new writes go on.
+    /// is format 1, it has no certificate, its rows' SHA-256 checksums verify, and new writes go on.
     @Test func aVersion1FileOpensAndMigrates() throws {
         let folder = try Folder()
         let queue = try DatabaseQueue(path: folder.path())
@@ -246,12 +246,13 @@ import Testing
                 try db.execute(
                     sql: "INSERT INTO delivered (round, batch, checksum) VALUES (?, ?, ?)",
                     arguments: [
-                        round, Data(entry.batch), Data(ReplicaStore.checksum(kind: "delivered", round: entry.round, entry.batch)),
+                        round, Data(entry.batch),
+                        Data(ReplicaStore.legacyChecksum(kind: "delivered", round: entry.round, entry.batch)),
                     ])
             }
             try db.execute(
                 sql: "INSERT INTO snapshot (round, state, checksum) VALUES (4, ?, ?)",
-                arguments: [Data([9, 9]), Data(ReplicaStore.checksum(kind: "snapshot", round: 4, [9, 9]))])
+                arguments: [Data([9, 9]), Data(ReplicaStore.legacyChecksum(kind: "snapshot", round: 4, [9, 9]))])
         }
         try queue.close()
         let store = try ReplicaStore.open(path: folder.path(), owner: owner)
@@ -516,5 +517,22 @@ import Testing
         }) { () throws(StoreError) in
             _ = try ReplicaStore.open(path: folder.path(), owner: ReplicaStoreJournalTests.owner, boot: "boot-a")
         }
+    }
+
+    /// Row checksums: XXH64 (8 bytes) written now, SHA-256 (32) of older rows still verified; each binds the
+    /// content, the kind and the round, and a checksum of any other length matches nothing.
+    @Test func rowChecksumsOfBothFormatsBindContentKindAndRound() {
+        let content: [UInt8] = [1, 2, 3, 4, 5]
+        for stored in [
+            ReplicaStore.checksum(kind: "delivered", round: 3, content),
+            ReplicaStore.legacyChecksum(kind: "delivered", round: 3, content),
+        ] {
+            #expect(ReplicaStore.matches(stored, kind: "delivered", round: 3, content))
+            #expect(!ReplicaStore.matches(stored, kind: "delivered", round: 4, content))
+            #expect(!ReplicaStore.matches(stored, kind: "snapshot", round: 3, content))
+            #expect(!ReplicaStore.matches(stored, kind: "delivered", round: 3, [1, 2, 3, 4, 6]))
+            #expect(!ReplicaStore.matches(Array(stored.dropLast()), kind: "delivered", round: 3, content))
+        }
+        #expect(ReplicaStore.checksum(kind: "delivered", round: 3, content).count == 8)
     }
 }
