@@ -45,6 +45,7 @@ public final class OperationBatcher: @unchecked Sendable {
     private var pending: [Pending] = []
     private var pendingHead = 0
     private var freeSlots: [Int]
+    private var dispatching = false
     private var requestsSent = 0
     private var operationsSent = 0
 
@@ -90,8 +91,13 @@ public final class OperationBatcher: @unchecked Sendable {
 
     // MARK: On the event loop
 
-    /// Gives waiting operations to free slots, oldest first.
+    /// Gives waiting operations to free slots, oldest first. Not reentrant: a request that fails at once (a
+    /// closed multiplexer) completes inside the loop, and its callers' next operations and its freed slot are
+    /// taken by the loop that is running, not by a nested one per request (thousands deep).
     private func dispatch() {
+        guard !dispatching else { return }
+        dispatching = true
+        defer { dispatching = false }
         while pendingHead < pending.count, let slot = freeSlots.popLast() {
             let taken = takeBatch()
             requestsSent += 1

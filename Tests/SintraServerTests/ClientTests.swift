@@ -255,4 +255,30 @@ import Testing
         await multiplexer.close()
         await service.shutdown()
     }
+
+    /// A closed multiplexer fails each request at once: thousands of waiting operations, one per request, all
+    /// fail `.busy`, none is left waiting, and each went out in a request of its own.
+    @Test func aClosedMultiplexerFailsEveryWaitingOperation() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let multiplexer = try ClientMultiplexer(
+            endpoints: [
+                SintraClient.Endpoint(member: 1, host: "127.0.0.1", port: 1, identityKey: [UInt8](repeating: 0, count: 32))
+            ],
+            faulty: 0, clusterIdentifier: [UInt8](repeating: 1, count: 32), slots: 1, timeoutSeconds: 5,
+            eventLoop: group.next())
+        await multiplexer.close()
+        let batcher = OperationBatcher(
+            multiplexer: multiplexer, format: KeyValueStore.Batching(), operationsPerRequestMax: 1)
+        let futures = try await batcher.eventLoop.submit {
+            (0..<20_000).map { index in
+                batcher.execute(KeyValueStore.Operation.put(key: [UInt8(index % 256)], value: []).encoded)
+            }
+        }.get()
+        for future in futures {
+            await #expect(throws: SintraClient.Failure.busy) { try await future.get() }
+        }
+        let counts = try await batcher.counts().get()
+        #expect(counts.requests == 20_000 && counts.operations == 20_000)
+        try await group.shutdownGracefully()
+    }
 }
