@@ -516,7 +516,8 @@ public actor ReplicaNode {
     private func execute(_ batch: AtomicBroadcast.Batch) {
         statistics.batches += 1
         statistics.deliveredRequests += batch.requests.count
-        let digests = batch.requests.map(AtomicBroadcast.digest)
+        // Atomic broadcast hashed the requests to deliver them; a batch without digests is hashed here.
+        let digests = batch.digests.isEmpty ? batch.requests.map(AtomicBroadcast.digest) : batch.digests
         recentDigests[batch.round] = digests
         let memory = instance.limits.deliveredMemoryRounds
         if UInt64(recentDigests.count) > memory, batch.round >= memory {

@@ -67,6 +67,10 @@ import Testing
         #expect((network.outputs[4] ?? []).map(\.requests) == reference)
         #expect(network.nodes[4]!.caughtUpRoundCount > 0)
         #expect(network.nodes[4]!.round == network.nodes[1]!.round)
+        // Batches decided by agreement (node 1) and caught up (node 4) carry their requests' digests.
+        for batch in (network.outputs[1] ?? []) + (network.outputs[4] ?? []) {
+            #expect(batch.digests == batch.requests.map(AtomicBroadcast.digest))
+        }
     }
 
     /// A party two to `futureRoundWindow` + 1 rounds behind drops nothing (the parties ahead, idle in the

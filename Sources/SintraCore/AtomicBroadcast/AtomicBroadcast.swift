@@ -96,12 +96,19 @@ public enum AtomicBroadcast {
         /// received different queues); the verdicts do not. Empty when unknown (catch-up, replay from
         /// disk): check everything. Evidence about the batch, not part of it: `==` ignores it.
         public let attested: [Bool]
+        /// The requests' digests (`AtomicBroadcast.digest`), in order, when the instance computed them while
+        /// delivering (it must, to deduplicate): an application that needs them too takes them from here
+        /// instead of hashing every request again. Empty when not computed. Not part of the batch: `==`
+        /// ignores it.
+        public let digests: [[UInt8]]
 
-        public init(round: UInt64, requests: [[UInt8]], attested: [Bool] = []) {
+        public init(round: UInt64, requests: [[UInt8]], attested: [Bool] = [], digests: [[UInt8]] = []) {
             precondition(attested.isEmpty || attested.count == requests.count, "one flag per request")
+            precondition(digests.isEmpty || digests.count == requests.count, "one digest per request")
             self.round = round
             self.requests = requests
             self.attested = attested
+            self.digests = digests
         }
 
         public static func == (a: Batch, b: Batch) -> Bool { a.round == b.round && a.requests == b.requests }

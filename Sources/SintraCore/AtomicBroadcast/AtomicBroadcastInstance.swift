@@ -534,7 +534,7 @@ extension AtomicBroadcast {
                 pending.removeAll { done.contains(ByteKey($0.digest)) }
                 pendingDigests.subtract(done)
             }
-            effects.output(Batch(round: round, requests: requests, attested: attested))
+            effects.output(Batch(round: round, requests: requests, attested: attested, digests: digests))
             round += 1
             for node in catchUpWaiting.keys.sorted() where catchUpWaiting[node] == round - 1 {
                 catchUpWaiting[node] = nil
