@@ -38,24 +38,17 @@ extension ReplicaNode {
         }
     }
 
-    /// Stores the checkpoint of `round` as the snapshot (the log at or below `round − deliveredMemoryRounds`
-    /// goes; the rounds kept below the snapshot are what this replica answers peers' catch-up requests from
-    /// after a restart), keeps it to serve, signs its digest and sends the vote to the peers. Nothing if the
-    /// node is shutting down or stopped, or a state transfer installed a later checkpoint meanwhile.
+    /// Keeps the checkpoint of `round` to serve and to store as the snapshot (`saveDueSnapshot`), signs its
+    /// digest and sends the vote to the peers. Nothing if the node is shutting down or stopped, or a later
+    /// checkpoint (its own, or one installed by state transfer) came first.
     func finishCheckpoint(round: UInt64, state: [UInt8], digest: [UInt8]) {
-        guard !shuttingDown, !isStopped, round > snapshotRound else { return }
-        let memory = instance.limits.deliveredMemoryRounds
-        if let store {
-            do {
-                try store.saveSnapshot(
-                    ReplicaStore.Snapshot(round: round, state: state, format: 2), keepRounds: memory)
-            } catch {
-                // The log still holds every round since the last snapshot, so this is not yet a failure of
-                // durability; the next checkpoint tries again.
-                logger.error("snapshot failed", metadata: ["error": "\(error)"])
-            }
+        guard !shuttingDown, !isStopped, round > snapshotRound, round > (unsavedSnapshot?.round ?? 0) else { return }
+        if store != nil {
+            unsavedSnapshot = (round, state)
+            saveDueSnapshot()
+        } else {
+            snapshotRound = round
         }
-        snapshotRound = round
         statistics.snapshots += 1
         servedStates[round] = state
         if servedStates.count > 2, let oldest = servedStates.keys.min() { servedStates[oldest] = nil }
@@ -66,13 +59,51 @@ extension ReplicaNode {
             sendCheckpoint(.vote(round: round, digest: digest, signature: signature), to: peer)
         }
         if let stable = votes.stable, stable.round == round {
-            // Certified before this node got here (it was behind): check, and keep the certificate.
+            // Certified before this node got here (it was behind): check it; its certificate is stored with
+            // the snapshot (`saveDueSnapshot`).
             checkAgainst(stable)
-            if !isStopped, let store {
+            if !isStopped, snapshotRound == round, let store {
                 try? store.saveCertificate(ReplicaStore.Certificate(round: round, bytes: stable.encoded))
             }
         } else {
             receiveVote(round: round, digest: digest, signature: signature, from: member)
+        }
+    }
+
+    /// Rounds this replica waits after a checkpoint before writing its snapshot into the store: member i
+    /// waits (i − 1) · interval / n rounds, so the replicas write at different rounds.
+    ///
+    /// Why: writing a large snapshot into SQLite blocks the replica (about 0.3–0.6 s for 20 MB here), and
+    /// every replica checkpoints at the same round, so when they also wrote at the same round the whole
+    /// cluster stopped; staggered, at most one replica writes at a time in a cluster of four, and the other
+    /// n − 1 ≥ n − t go on ordering. The vote and the served state do not wait: only the write does. The log
+    /// is pruned by the write, so until then it still holds every round since the last stored snapshot.
+    var snapshotWriteDelay: UInt64 {
+        UInt64(member - 1) * snapshotInterval / UInt64(max(configuration.members.count, 1))
+    }
+
+    /// Writes the checkpoint waiting for its turn (`snapshotWriteDelay`) once the replica has executed that
+    /// many rounds past it: the snapshot (the log at or below `round − deliveredMemoryRounds` goes; the
+    /// rounds kept below the snapshot are what this replica answers peers' catch-up requests from after a
+    /// restart), and the stable certificate if it certifies that round.
+    func saveDueSnapshot() {
+        guard let pending = unsavedSnapshot, let store, !shuttingDown, !isStopped,
+            lastExecutedRound >= pending.round + snapshotWriteDelay
+        else { return }
+        unsavedSnapshot = nil
+        do {
+            try store.saveSnapshot(
+                ReplicaStore.Snapshot(round: pending.round, state: pending.state, format: 2),
+                keepRounds: instance.limits.deliveredMemoryRounds)
+        } catch {
+            // The log still holds every round since the last snapshot, so this is not yet a failure of
+            // durability; the next checkpoint tries again.
+            logger.error("snapshot failed", metadata: ["error": "\(error)"])
+            return
+        }
+        snapshotRound = pending.round
+        if let stable = votes.stable, stable.round == pending.round {
+            try? store.saveCertificate(ReplicaStore.Certificate(round: pending.round, bytes: stable.encoded))
         }
     }
 

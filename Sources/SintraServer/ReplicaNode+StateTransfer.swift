@@ -181,6 +181,9 @@ extension ReplicaNode {
         execution.chain = decoded.chain
         recentDigests = Dictionary(uniqueKeysWithValues: decoded.recentDigests.map { ($0.round, $0.digests) })
         snapshotRound = round
+        // A checkpoint of this replica's own waiting for its turn to be written is older: the installed one
+        // replaces it in the store.
+        if let pending = unsavedSnapshot, pending.round <= round { unsavedSnapshot = nil }
         servedStates[round] = state
         ownDigests[round] = checkpoint.digest
         statistics.stateTransfers += 1

@@ -160,6 +160,10 @@ public actor ReplicaNode {
     var snapshotRound: UInt64 = 0
     /// The checkpoint whose state is being encoded and digested off the actor (`checkpoint(at:)`), if any.
     var checkpointEncoding: Task<Void, Never>?
+    /// A finished checkpoint not yet written into the store, waiting for its turn (`saveDueSnapshot`).
+    var unsavedSnapshot: (round: UInt64, state: [UInt8])?
+    /// The round of the last batch executed.
+    var lastExecutedRound: UInt64 = 0
     /// The highest round of a binding message this node sent (the send horizon, also without a store).
     var sentHorizon: UInt64 = 0
     /// Checkpoint votes and the latest stable checkpoint.
@@ -438,6 +442,8 @@ public actor ReplicaNode {
         }
         for batch in effects.outputs {
             execute(batch)
+            lastExecutedRound = batch.round
+            if unsavedSnapshot != nil { saveDueSnapshot() }
             if batch.round % snapshotInterval == 0 { checkpoint(at: batch.round) }
             // A checkpoint found a divergence: execute nothing more.
             if isStopped { return }
