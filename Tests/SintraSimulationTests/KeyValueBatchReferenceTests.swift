@@ -1,3 +1,4 @@
+import SintraCore
 import SintraCrypto
 import SintraReplica
 import Testing
@@ -20,7 +21,7 @@ import Testing
 
     /// Runs 120 random requests of one client through both; returns how many results were budget refusals.
     private func compare(seed: UInt64) throws -> Int {
-        var generator = SeededGenerator(seed: seed)
+        var generator = ProtocolRandom.seeded(seed)
         let key = ClientKey.generate()
         let cluster = [UInt8](repeating: 1, count: 32)
         let keys: [[UInt8]] = (0..<6).map { [UInt8($0)] }
@@ -65,18 +66,5 @@ import Testing
         }
         #expect(reference.digest == executor.machine.digest, "seed \(seed)")
         return refusedForBudget
-    }
-}
-
-/// splitmix64: a small seeded generator, so that a failing seed replays.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
