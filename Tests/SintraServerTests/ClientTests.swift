@@ -45,6 +45,13 @@ import Testing
                 clusterIdentifier: cluster.configuration.clusterIdentifier, timeoutSeconds: timeoutSeconds)
         }
 
+        /// A multiplexer of `slots` clients over every replica.
+        func multiplexer(slots: Int) throws -> ClientMultiplexer {
+            try ClientMultiplexer(
+                endpoints: endpoints, faulty: 1, clusterIdentifier: cluster.configuration.clusterIdentifier,
+                slots: slots, timeoutSeconds: 120)
+        }
+
         func shutdown() async {
             for listener in listeners { await listener.shutdown() }
             await cluster.shutdown()
@@ -162,9 +169,7 @@ import Testing
     /// replies, and what one slot wrote another reads back.
     @Test func multiplexedClientsShareConnectionsAndGetTheirOwnResults() async throws {
         let service = try await Service()
-        let multiplexer = try ClientMultiplexer(
-            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
-            slots: 40, timeoutSeconds: 120)
+        let multiplexer = try service.multiplexer(slots: 40)
         #expect(await multiplexer.connect() == 4)
         for round in UInt8(1)...3 {
             let futures = (0..<40).map { slot in
@@ -190,9 +195,7 @@ import Testing
     /// in its own order, and the operations travel in fewer requests than there are operations.
     @Test func batchedOperationsAreAnsweredEachWithItsOwnResult() async throws {
         let service = try await Service()
-        let multiplexer = try ClientMultiplexer(
-            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
-            slots: 2, timeoutSeconds: 120)
+        let multiplexer = try service.multiplexer(slots: 2)
         #expect(await multiplexer.connect() == 4)
         let batcher = OperationBatcher(multiplexer: multiplexer, format: KeyValueStore.Batching())
         func key(_ index: Int) -> [UInt8] { Array("key-\(index)".utf8) }
@@ -229,9 +232,7 @@ import Testing
         var nodeOptions = ReplicaNode.Options.testing
         nodeOptions.broadcastLimits.requestBytesMax = 2048
         let service = try await Service(nodeOptions: nodeOptions)
-        let multiplexer = try ClientMultiplexer(
-            endpoints: service.endpoints, faulty: 1, clusterIdentifier: service.cluster.configuration.clusterIdentifier,
-            slots: 1, timeoutSeconds: 120)
+        let multiplexer = try service.multiplexer(slots: 1)
         #expect(await multiplexer.connect() == 4)
         let batcher = OperationBatcher(
             multiplexer: multiplexer, format: KeyValueStore.Batching(), pendingMax: 400, requestBytesMax: 64 << 10)
