@@ -89,6 +89,9 @@ public actor SintraClient {
             case .stale:
                 "this client's key already executed a later request (sequence numbers went back: a key file "
                     + "used from two places, or the clock moved back?); it was not executed"
+            case .replyNotKept:
+                "the request was executed, but its result was longer than the replicas keep for sending again "
+                    + "and the first replies were lost (read the state to see its effect)"
             }
         }
     }

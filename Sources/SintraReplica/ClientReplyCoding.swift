@@ -134,7 +134,8 @@ public enum ReplicaRecord: Sendable, Equatable {
 /// backoff). Final reasons describe the request, and every honest replica decides them alike: the signature
 /// and key checks and the size bound are deterministic functions of the bytes, and `stale` means this
 /// replica executed a later request of the client, which every honest replica executes in the same order,
-/// so the refused one is never executed.
+/// so the refused one is never executed. `replyNotKept` is final too, but says the request was executed:
+/// its result was sent once and is too long to be kept for a repeat.
 ///
 /// Codes are never reused. A client that does not know a code (one older than the replica) fails to decode
 /// the refusal (`ClientRefusal.init(encoded:)` throws a `DecodingError`) and drops the record, so it waits
@@ -159,6 +160,11 @@ public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, Cus
     /// was not submitted at this replica. Retryable. (Code 8, added after the first seven: see above for
     /// what older clients do with it.)
     case overloaded = 8
+    /// The request was executed, and it is its client's latest, but its result was longer than replicas
+    /// keep for resending (`RequestExecutor.cachedReplyBytesMax`): the replicas sent it once, at execution,
+    /// and cannot send it again. Final: the request is not executed again. Every honest replica decides it
+    /// alike (the bound is on the result's length, the same at every replica). (Code 9, added later.)
+    case replyNotKept = 9
 
     /// The reason for a request that failed its authentication.
     public init(_ error: ClientRequestError) {
@@ -184,6 +190,7 @@ public enum RefusalReason: UInt8, Sendable, Hashable, CaseIterable, Codable, Cus
         case .unavailable: "unavailable"
         case .stale: "stale"
         case .overloaded: "overloaded"
+        case .replyNotKept: "reply-not-kept"
         }
     }
 

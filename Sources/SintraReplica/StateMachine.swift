@@ -106,13 +106,26 @@ public struct ClientReply: Sendable, Hashable {
 /// executed again, and if it is the last one its cached reply is returned so a retrying client still
 /// gets an answer. The per-client table holds one entry per client; `clientCountMax` bounds it, evicting
 /// the least recently active client deterministically (by its last executed position).
+///
+/// Only replies of at most `cachedReplyBytesMax` bytes are kept in full. A larger one (a batch's results, a
+/// scan: up to about 1 MiB) is sent once, at execution, and only its client's sequence number and position
+/// stay: a repeat of that request gets `.replyNotKept`, which a replica sends its client as a refusal of the
+/// same name (`RefusalReason.replyNotKept`). Without the bound the table could hold `clientCountMax` replies
+/// of a MiB each, about 100 GB; with it at most `clientCountMax · cachedReplyBytesMax` = 400 MB of replies.
+/// The choice depends only on the reply's length, so every replica that executed the same requests keeps
+/// the same table, and snapshots (which checkpoints compare by digest) stay equal across replicas.
 public struct RequestExecutor<Machine: StateMachine>: Sendable {
     public static var clientCountMax: Int { 100_000 }
+
+    /// Replies kept for resending are at most this long; longer ones are sent once (see above).
+    public static var cachedReplyBytesMax: Int { 4096 }
 
     public private(set) var machine: Machine
     /// Requests executed so far (the position of the next one).
     public private(set) var executedCount: UInt64 = 0
-    private var lastByClient: [[UInt8]: (sequence: UInt64, reply: [UInt8], position: UInt64)] = [:]
+    /// Per client: its last executed sequence number, that request's reply (nil: longer than
+    /// `cachedReplyBytesMax`, not kept) and its execution position.
+    private var lastByClient: [[UInt8]: (sequence: UInt64, reply: [UInt8]?, position: UInt64)] = [:]
     /// Clients in the order of their executions (with stale entries), for least-recently-active eviction.
     private var recency: [(client: [UInt8], position: UInt64)] = []
     private var recencyHead = 0
@@ -128,13 +141,19 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
         case duplicate(ClientReply)
         /// Older than the client's latest request: nothing to send.
         case stale
+        /// Already executed and the latest of its client, but its reply was longer than
+        /// `cachedReplyBytesMax` and not kept: nothing to resend. A replica tells the client so with a
+        /// `.replyNotKept` refusal on the connection the repeat came on; execution sends nothing.
+        case replyNotKept
     }
 
     /// Applies one delivered request (in delivery order).
     public mutating func execute(_ request: ClientRequest) -> Outcome {
         if let repeated = repeatedOutcome(of: request) { return repeated }
         let result = machine.apply(request.operation)
-        lastByClient[request.client] = (request.sequence, result, executedCount)
+        lastByClient[request.client] = (
+            request.sequence, result.count <= RequestExecutor.cachedReplyBytesMax ? result : nil, executedCount
+        )
         recency.append((request.client, executedCount))
         executedCount += 1
         if lastByClient.count > RequestExecutor.clientCountMax {
@@ -148,7 +167,8 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
 
     /// What `execute` returns for `request` without executing anything, if its client already executed a
     /// request at or after its sequence number: `.duplicate` with the cached reply for the client's last
-    /// sequence, `.stale` for an older one; nil if `execute` would run it.
+    /// sequence (`.replyNotKept` if that reply was too long to keep), `.stale` for an older one; nil if
+    /// `execute` would run it.
     ///
     /// A replica answers a request that reaches it after it executed it (a retry, a slow connection) with
     /// this: `execute` itself decides repeats here, so the answer is exactly the one it would give were the
@@ -156,7 +176,8 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
     public func repeatedOutcome(of request: ClientRequest) -> Outcome? {
         guard let last = lastByClient[request.client], request.sequence <= last.sequence else { return nil }
         guard request.sequence == last.sequence else { return .stale }
-        return .duplicate(ClientReply(client: request.client, sequence: request.sequence, result: last.reply))
+        guard let reply = last.reply else { return .replyNotKept }
+        return .duplicate(ClientReply(client: request.client, sequence: request.sequence, result: reply))
     }
 
     /// Evicts the client whose latest request is the oldest. A request of an evicted client that is
@@ -194,6 +215,10 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
     /// Entries kept for eviction order (live and stale); bounded by about twice the client table.
     var recencyCount: Int { recency.count - recencyHead }
 
+    /// The bytes of the replies kept for resending, all clients together (at most `clientCountMax ·
+    /// cachedReplyBytesMax`).
+    var cachedReplyBytes: Int { lastByClient.values.reduce(0) { $0 + ($1.reply?.count ?? 0) } }
+
     /// The last executed sequence number of a client, if known.
     public func lastSequence(of client: [UInt8]) -> UInt64? { lastByClient[client]?.sequence }
 
@@ -201,13 +226,19 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
     /// only stops a corrupted length from allocating without bound.
     public static var replyBytesMax: Int { 16 << 20 }
 
+    /// The reply length a snapshot writes for a reply that was not kept (`cachedReplyBytesMax`): no length
+    /// a reply can have (they are at most `replyBytesMax`), so snapshots written before replies were
+    /// bounded still read, and a reader from before rejects a newer snapshot with a typed error.
+    static var replyNotKeptMarker: UInt32 { .max }
+
     /// A canonical encoding of the executor: executed count, the client table sorted by last position
     /// (which is also the eviction order), then the machine's snapshot. Two executors that executed the
     /// same requests encode identically, and one restored from it behaves exactly as the original,
-    /// evictions included.
+    /// evictions included. A table entry is client, sequence, position and the length-prefixed reply, or
+    /// `replyNotKeptMarker` in place of the length for a reply not kept.
     public func snapshot() -> [UInt8] {
         let clients = lastByClient.sorted { $0.value.position < $1.value.position }
-        let tableBytes = clients.reduce(16) { $0 + 16 + 8 + 8 + 4 + $1.value.reply.count }
+        let tableBytes = clients.reduce(16) { $0 + 16 + 8 + 8 + 4 + ($1.value.reply?.count ?? 0) }
         var writer = ByteWriter(capacity: tableBytes + (machine.snapshotByteCount ?? 0))
         writer.write(executedCount)
         writer.write(UInt64(clients.count))
@@ -215,14 +246,20 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
             writer.writeFixed(client)
             writer.write(entry.sequence)
             writer.write(entry.position)
-            writer.writeVariable(entry.reply)
+            if let reply = entry.reply {
+                writer.writeVariable(reply)
+            } else {
+                writer.write(Self.replyNotKeptMarker)
+            }
         }
         machine.writeSnapshot(into: &writer)
         return writer.bytes
     }
 
     /// Restores an executor from `snapshot()`; throws on malformed bytes (a table larger than
-    /// `clientCountMax`, positions not increasing or not below the executed count).
+    /// `clientCountMax`, positions not increasing or not below the executed count). A kept reply longer
+    /// than `cachedReplyBytesMax` (a snapshot from before the bound) is dropped as execution would have
+    /// dropped it, so the restored table is the one every replica running this code holds.
     public init(snapshot bytes: [UInt8]) throws(DecodingError) {
         var reader = ByteReader(bytes, context: "executor snapshot")
         let executed = try reader.readUInt64()
@@ -231,13 +268,22 @@ public struct RequestExecutor<Machine: StateMachine>: Sendable {
             throw DecodingError(
                 .tooLong(maximum: RequestExecutor.clientCountMax, actual: Int(clamping: count)), in: "executor snapshot")
         }
-        var table: [[UInt8]: (sequence: UInt64, reply: [UInt8], position: UInt64)] = [:]
+        var table: [[UInt8]: (sequence: UInt64, reply: [UInt8]?, position: UInt64)] = [:]
         var order: [(client: [UInt8], position: UInt64)] = []
         for _ in 0..<count {
             let client = try reader.readFixed(16)
             let sequence = try reader.readUInt64()
             let position = try reader.readUInt64()
-            let reply = try reader.readVariable(maximum: RequestExecutor.replyBytesMax)
+            let length = try reader.readUInt32()
+            var reply: [UInt8]?
+            if length != Self.replyNotKeptMarker {
+                guard length <= RequestExecutor.replyBytesMax else {
+                    throw DecodingError(
+                        .tooLong(maximum: RequestExecutor.replyBytesMax, actual: Int(length)), in: "executor snapshot")
+                }
+                let bytes = try reader.readFixed(Int(length))
+                reply = bytes.count <= RequestExecutor.cachedReplyBytesMax ? bytes : nil
+            }
             guard position < executed, order.last.map({ $0.position < position }) ?? true, table[client] == nil else {
                 throw DecodingError(.invalidValue("client table out of order"), in: "executor snapshot")
             }

@@ -46,7 +46,7 @@ extension ReplicaNode {
     {
         switch await submission(of: request, verified: verified) {
         case .queued(let result): return .success(result)
-        case .answered, .refused(.stale): return .success(.duplicate)
+        case .answered, .refused(.stale), .refused(.replyNotKept): return .success(.duplicate)
         case .refused(.tooLarge): return .success(.tooLarge)
         case .refused(.queueFull), .refused(.unavailable), .refused(.overloaded): return .success(.queueFull)
         case .refused(.invalidSignature): return .failure(.invalidSignature)
@@ -64,7 +64,8 @@ extension ReplicaNode {
     /// (`RequestExecutor.repeatedOutcome`), as it would be if ordered again: an older one is refused as
     /// `.stale` at once (no signature check: a refusal goes only to the connection the bytes came on, and a
     /// stale request is never executed whoever signed it); the last one gets the cached reply only once its
-    /// signature verified (or the same bytes verified before), because the reply is another client's data.
+    /// signature verified (or the same bytes verified before), because the reply is another client's data,
+    /// or, if its reply was too long to keep (`RequestExecutor.cachedReplyBytesMax`), `.replyNotKept` at once.
     public nonisolated func submission(of request: ClientRequest, verified: (@Sendable () -> Void)? = nil) async
         -> SubmissionOutcome
     {
@@ -142,6 +143,10 @@ extension ReplicaNode {
             case .stale?:
                 statistics.staleRequests += 1
                 submission.resolve(.refused(.stale))
+                continue
+            case .replyNotKept?:
+                // As for a stale one, no check: the refusal goes only to this connection and reveals no data.
+                submission.resolve(.refused(.replyNotKept))
                 continue
             case .duplicate(let reply)?:
                 // The cached reply only for authentic bytes: checked now, or in `admit` (which answers it).
@@ -226,6 +231,8 @@ extension ReplicaNode {
             case .stale?:
                 statistics.staleRequests += 1
                 submission.resolve(.refused(.stale))
+            case .replyNotKept?:
+                submission.resolve(.refused(.replyNotKept))
             case .executed?, nil:
                 fresh.append(submission)
             }
@@ -258,7 +265,9 @@ extension ReplicaNode {
             if execution.authenticator.isVerified(digest: digest) {
                 submission.verified?()
                 // Executed, or a repeat with the cached reply: the reply goes out with the batch's. Stale at
-                // execution (its client had moved on): no reply comes, so it is refused as such.
+                // execution (its client had moved on): no reply comes, so it is refused as such. (A repeat
+                // whose reply was not kept cannot be told from one executed in this batch here, whose reply
+                // goes out: it counts as accepted, and the client's retry gets `.replyNotKept`.)
                 if case .stale? = execution.executor.repeatedOutcome(of: submission.request) {
                     statistics.staleRequests += 1
                     submission.resolve(.refused(.stale))

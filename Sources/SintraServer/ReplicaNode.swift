@@ -583,7 +583,7 @@ public actor ReplicaNode {
                     replies.append(reply)
                 case .duplicate(let reply):
                     replies.append(reply)
-                case .stale:
+                case .stale, .replyNotKept:
                     break
                 }
             }

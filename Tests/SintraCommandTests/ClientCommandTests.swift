@@ -60,7 +60,8 @@ import Testing
         #expect("\(forged)".contains("invalid-signature") && "\(forged)".contains("not executed"))
         for reason in RefusalReason.allCases where !reason.isRetryable {
             #expect(ClientCommand.exitStatus(for: .refused(reason)) == 1)
-            #expect("\(SintraClient.Failure.refused(reason))".contains("not executed"))
+            let executed = reason == .replyNotKept
+            #expect("\(SintraClient.Failure.refused(reason))".contains(executed ? "was executed" : "not executed"))
         }
     }
 }

@@ -25,8 +25,8 @@ import Testing
         #expect(throws: DecodingError.self) { try ReplicaRecord(encoded: bytes + [0]) }
         #expect(RefusalReason.allCases.filter(\.isRetryable) == [.queueFull, .unavailable, .overloaded])
         // Codes are fixed on the wire: a client built before a code existed rejects it with a typed error.
-        #expect(RefusalReason.allCases.map(\.rawValue) == Array(1...8))
-        bytes[bytes.count - 1] = 9
+        #expect(RefusalReason.allCases.map(\.rawValue) == Array(1...9))
+        bytes[bytes.count - 1] = 10
         #expect(throws: DecodingError.self) { try ReplicaRecord(encoded: bytes) }
         #expect(Set(RefusalReason.allCases.map(\.label)).count == RefusalReason.allCases.count)
     }

@@ -112,6 +112,8 @@ public struct KeyValueReplica: ProtocolInstance {
                 replies.append(.duplicate(reply.result))
             case .stale:
                 replies.append(.stale)
+            case .replyNotKept:
+                replies.append(.replyNotKept)
             }
         }
         return (replies, executed)

@@ -11,6 +11,9 @@ public enum KeyValueReply: Sendable, Equatable {
     case duplicate([UInt8])
     /// Older than the client's latest request: no reply.
     case stale
+    /// The client's latest request again, but its result was longer than replicas keep
+    /// (`RequestExecutor.cachedReplyBytesMax`): no reply.
+    case replyNotKept
     /// Not a `ClientRequest` at all: ignored.
     case undecodable
     /// A `ClientRequest` not signed by the holder of its key: skipped.
@@ -20,7 +23,7 @@ public enum KeyValueReply: Sendable, Equatable {
     public var result: [UInt8]? {
         switch self {
         case .executed(let result), .duplicate(let result): result
-        case .stale, .undecodable, .unauthentic: nil
+        case .stale, .replyNotKept, .undecodable, .unauthentic: nil
         }
     }
 
@@ -35,13 +38,15 @@ public enum KeyValueReply: Sendable, Equatable {
         case .stale: writer.write(UInt8(2))
         case .undecodable: writer.write(UInt8(3))
         case .unauthentic: writer.write(UInt8(4))
+        case .replyNotKept: writer.write(UInt8(5))
         }
     }
 }
 
 /// An independent sequential execution of SintraKV requests, for the checkers: a dictionary and a table of
 /// each client's last sequence number and result, written from the specification (exactly once per
-/// (client, sequence); a repeat of the latest gets its result again; an older one gets nothing; put, get,
+/// (client, sequence); a repeat of the latest gets its result again if it is at most
+/// `RequestExecutor.cachedReplyBytesMax` long, else nothing; an older one gets nothing; put, get,
 /// delete, compare-and-swap and scan as `KeyValueStore.Operation` documents them). It shares only the
 /// operation and result encodings with `KeyValueStore` and `RequestExecutor`, which it checks.
 ///
@@ -60,7 +65,9 @@ struct KeyValueReference {
         guard let request = try? ClientRequest(encoded: bytes) else { return .undecodable }
         guard authentic.contains(bytes) else { return .unauthentic }
         if let previous = last[request.client], request.sequence <= previous.sequence {
-            return request.sequence == previous.sequence ? .duplicate(previous.result) : .stale
+            guard request.sequence == previous.sequence else { return .stale }
+            return previous.result.count <= RequestExecutor<KeyValueStore>.cachedReplyBytesMax
+                ? .duplicate(previous.result) : .replyNotKept
         }
         let result = perform(request.operation).encoded
         last[request.client] = (request.sequence, result)
