@@ -35,6 +35,9 @@ final class FrameInbox: Sendable {
         }
     }
 
+    /// Frames waiting to be taken.
+    var count: Int { state.withLockedValue { $0.frames.count } }
+
     /// Waits until fewer than `capacity` frames wait.
     func waitForRoom() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -55,6 +55,8 @@ public final class ReplicaMetrics: Sendable {
         state.withLockedValue { totals in
             gauge("sintra_round", [], &totals).record(Int64(clamping: round))
             count("sintra_batches_delivered_total", [], statistics.batches, &totals)
+            count("sintra_rounds_total", [("path", "fast")], statistics.fastPathRounds, &totals)
+            count("sintra_rounds_total", [("path", "agreement")], statistics.agreementRounds, &totals)
             count("sintra_requests_executed_total", [], Int(clamping: executed), &totals)
             count("sintra_malformed_frames_total", [], statistics.malformedFrames, &totals)
             count("sintra_send_refused_total", [], statistics.refusedSends, &totals)

@@ -92,10 +92,18 @@ extension ReplicaNode {
             lastExecutedRound >= pending.round + snapshotWriteDelay
         else { return }
         unsavedSnapshot = nil
+        // The write holds this actor: hand the rounds this node would lead meanwhile to agreement now, so the
+        // peers do not wait for their timers (`AtomicBroadcast.Instance.abdicate`). The write is expected to
+        // take about as long as the last one.
+        let busyRounds = UInt64((snapshotWriteSeconds / max(smoothedRoundSeconds, 0.001)).rounded(.up)) + 1
+        perform(instance.abdicate(through: instance.round + busyRounds))
+        let started = ContinuousClock.now
         do {
             try store.saveSnapshot(
                 ReplicaStore.Snapshot(round: pending.round, state: pending.state, format: 2),
                 keepRounds: instance.limits.deliveredMemoryRounds)
+            let elapsed = started.duration(to: .now)
+            snapshotWriteSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         } catch {
             // The log still holds every round since the last snapshot, so this is not yet a failure of
             // durability; the next checkpoint tries again.

@@ -69,6 +69,11 @@ public actor ReplicaNode {
         public var stateTransferLag: UInt64?
         /// How long a state-transfer request may go unanswered before the node asks another peer.
         public var stateTransferTimeout: Duration = .seconds(10)
+        /// Bounds of the fast path's timer (`AtomicBroadcast.Message.timeout`): it fires four smoothed round
+        /// times after a round starts, within these bounds. A timer only changes speed: too short makes
+        /// rounds fall back to agreement, too long makes a crashed leader's first round wait.
+        public var fastPathTimeoutMin: Duration = .milliseconds(150)
+        public var fastPathTimeoutMax: Duration = .seconds(2)
         /// The largest checkpoint state the node accepts by state transfer (a Byzantine peer cannot make it
         /// hold more).
         public var stateBytesMax = 512 << 20
@@ -114,6 +119,12 @@ public actor ReplicaNode {
         public var overdueRequests = 0
         /// Batches delivered.
         public var batches = 0
+        /// Rounds this replica delivered from the leader's fast path, and from agreement (the fast path
+        /// stopped: a slow or faulty leader, or a timer that fired early).
+        public var fastPathRounds = 0
+        public var agreementRounds = 0
+        /// Fast-path timers that fired in a round still undecided (each stops this replica's fast path).
+        public var fastPathTimeouts = 0
         /// Requests in the delivered batches (before deduplication by the executor): requests per batch is
         /// this over `batches`.
         public var deliveredRequests = 0
@@ -154,6 +165,15 @@ public actor ReplicaNode {
     let keys: LocalKeys
     let snapshotInterval: UInt64
     let stateTransferTimeout: Duration
+    let fastPathTimeoutBounds: (min: Duration, max: Duration)
+    /// When each round's fast-path timer was armed (the round started here), until the round is delivered.
+    var timerArmedAt: [UInt64: ContinuousClock.Instant] = [:]
+    /// Smoothed time from a round's start to its delivery, in seconds (exponential, weight 1/5).
+    var smoothedRoundSeconds = 0.05
+    /// How long the last snapshot write into the store took (`saveDueSnapshot`).
+    var snapshotWriteSeconds = 0.1
+    /// The instance's round counters already added to `statistics` (`countRounds`).
+    var countedRounds = (fast: 0, agreed: 0)
     let stateBytesMax: Int
     let stateTransferLag: UInt64
     let forgesServedStates: Bool
@@ -227,6 +247,7 @@ public actor ReplicaNode {
         self.keys = keys
         self.snapshotInterval = max(1, options.snapshotInterval)
         self.stateTransferTimeout = options.stateTransferTimeout
+        self.fastPathTimeoutBounds = (options.fastPathTimeoutMin, options.fastPathTimeoutMax)
         self.stateBytesMax = options.stateBytesMax
         self.stateTransferLag = max(1, options.stateTransferLag ?? options.broadcastLimits.deliveredMemoryRounds / 2)
         self.forgesServedStates = options.forgesServedStates
@@ -391,6 +412,7 @@ public actor ReplicaNode {
     /// Collects the effects of one call into the instance, with the journal entries it recorded, and
     /// flushes them at once unless a batch of frames is being handled (`drainInbox` flushes at its end).
     func perform(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) {
+        if !effects.outputs.isEmpty { countRounds() }
         outbox.append(effects)
         if instance.journaling { journalBuffer += instance.takeJournal() }
         if !batching { flush() }
@@ -427,6 +449,10 @@ public actor ReplicaNode {
     /// Sends, records and executes one call's effects (already persisted).
     private func release(_ effects: Effects<AtomicBroadcast.Message, AtomicBroadcast.Batch>) {
         for outgoing in effects.messages {
+            if case .timeout(let timerRound) = outgoing.message {
+                armFastPathTimer(timerRound)
+                continue
+            }
             let frame = Frame(
                 clusterIdentifier: configuration.clusterIdentifier, sender: member, path: ReplicaNode.path,
                 body: outgoing.message.encoded)
@@ -441,6 +467,11 @@ public actor ReplicaNode {
             recordFault(fault.kind, "\(fault)")
         }
         for batch in effects.outputs {
+            if let armed = timerArmedAt.removeValue(forKey: batch.round) {
+                let elapsed = armed.duration(to: .now)
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+                smoothedRoundSeconds += (seconds - smoothedRoundSeconds) / 5
+            }
             execute(batch)
             lastExecutedRound = batch.round
             if unsavedSnapshot != nil { saveDueSnapshot() }
@@ -449,6 +480,47 @@ public actor ReplicaNode {
             if isStopped { return }
         }
         if let last = effects.outputs.last, !deferred.isEmpty { takeOverdue(deliveredRound: last.round) }
+    }
+
+    /// Adds the rounds the instance decided since the last call to the statistics (an instance replaced after
+    /// state transfer counts from zero again).
+    private func countRounds() {
+        if instance.fastRoundCount < countedRounds.fast || instance.agreedRoundCount < countedRounds.agreed {
+            countedRounds = (0, 0)
+        }
+        statistics.fastPathRounds += instance.fastRoundCount - countedRounds.fast
+        statistics.agreementRounds += instance.agreedRoundCount - countedRounds.agreed
+        countedRounds = (instance.fastRoundCount, instance.agreedRoundCount)
+    }
+
+    /// Hands the instance its timer for `timerRound` after four smoothed round times (within the options'
+    /// bounds). The instance ignores it if the round is over by then.
+    private func armFastPathTimer(_ timerRound: UInt64) {
+        if timerArmedAt[timerRound] == nil {
+            timerArmedAt = timerArmedAt.filter { $0.key + 8 > timerRound }
+            timerArmedAt[timerRound] = .now
+        }
+        let delay = min(max(.seconds(4 * smoothedRoundSeconds), fastPathTimeoutBounds.min), fastPathTimeoutBounds.max)
+        Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            await self?.fastPathTimerFired(timerRound, deferrals: 0)
+        }
+    }
+
+    /// A timer that comes due while frames wait in the inbox (this node was busy, e.g. writing a snapshot)
+    /// waits for them first, a few times: they may finish the round, and the timer measures the peers, not
+    /// this node's own stall.
+    private func fastPathTimerFired(_ timerRound: UInt64, deferrals: Int) {
+        guard !isStopped, instance.round == timerRound else { return }
+        if deferrals < 8, inbox.count > 0 {
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(5))
+                await self?.fastPathTimerFired(timerRound, deferrals: deferrals + 1)
+            }
+            return
+        }
+        statistics.fastPathTimeouts += 1
+        perform(instance.handle(.timeout(round: timerRound), from: member))
     }
 
     func recordFault(_ kind: Fault.Kind, _ description: String) {

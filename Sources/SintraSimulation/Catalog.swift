@@ -64,11 +64,13 @@ public enum SimulationCatalog {
         case "mvba": return SimulationRunner(Simulation(adapter: ValidatedAgreementAdapter(), cluster: cluster))
         case "abc":
             let adapter = AtomicBroadcastAdapter(
-                requestCount: options.requests, batchCountMax: options.batchCountMax, journaling: options.journaling)
+                requestCount: options.requests, batchCountMax: options.batchCountMax, journaling: options.journaling,
+                optimistic: options.optimistic)
             return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
         case "kv":
             let adapter = KeyValueAdapter(
-                requestsPerClient: options.requests, batchCountMax: options.batchCountMax, journaling: options.journaling)
+                requestsPerClient: options.requests, batchCountMax: options.batchCountMax, journaling: options.journaling,
+                optimistic: options.optimistic)
             return SimulationRunner(Simulation(adapter: adapter, cluster: cluster))
         default: throw Failure.unknownProtocol(name)
         }

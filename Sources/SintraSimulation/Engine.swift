@@ -239,6 +239,8 @@ struct Engine<P: SimulatedProtocol> {
                             send(bytes, message: outgoing.message, from: node, to: to)
                         }
                     }
+                case .node(let to) where to == node && adapter.isTimer(outgoing.message):
+                    network.sendTimer(to: node, bytes: bytes, message: outgoing.message)
                 case .node(let to) where to == node:
                     loopback.append(bytes)
                 case .node(let to):

@@ -140,6 +140,24 @@ struct Network<Message> {
         }
     }
 
+    /// Arms a node's own timer (`SimulatedProtocol.isTimer`): it fires as a frame from the node to itself,
+    /// usually after several message delays (4–20 times the spread), one time in eight after about one, so
+    /// that protocols meet both timers that fire late (their fast paths finish) and timers that fire early
+    /// (a timer changes speed, never safety). The scheduler may still reorder it like any frame.
+    mutating func sendTimer(to node: Int, bytes: [UInt8], message: Message?) {
+        let delay = random.next() % 8 == 0
+            ? 1 + random.next() % plan.delaySpread : (4 + random.next() % 17) * plan.delaySpread
+        sequence += 1
+        let transmission = Transmission(
+            sequence: sequence, deliverAt: now + delay, from: node, to: node, bytes: bytes, message: message,
+            fromHonest: true)
+        if down.contains(node) {
+            parked.append(transmission)
+        } else {
+            push(transmission)
+        }
+    }
+
     /// `node` crashes: of the frames in flight to or from it, `lossPercent` per cent (drawn frame by frame)
     /// are lost; the others from it still arrive, the others to it wait for its restart.
     mutating func crash(_ node: Int, lossPercent: UInt64) {

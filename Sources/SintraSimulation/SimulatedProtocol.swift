@@ -137,6 +137,10 @@ public protocol SimulatedProtocol {
     /// How many messages the instance holds for later (future rounds); checked after every delivery.
     func bufferedMessageCount(_ instance: Instance) -> Int
 
+    /// Whether `message`, sent by a node to itself, is a timer: the network delivers it after a delay of
+    /// its choosing (`Network.sendTimer`) instead of handing it back at once.
+    func isTimer(_ message: Instance.Message) -> Bool
+
     /// The bound on `bufferedMessageCount` that the protocol promises.
     func bufferedMessageCountMax(context: SimulationContext) -> Int
 
@@ -200,6 +204,8 @@ extension SimulatedProtocol {
     { [] }
 
     public func bufferedMessageCount(_ instance: Instance) -> Int { 0 }
+
+    public func isTimer(_ message: Instance.Message) -> Bool { false }
 
     public func bufferedMessageCountMax(context: SimulationContext) -> Int { 0 }
 

@@ -32,6 +32,8 @@ struct BenchReport: Codable {
         /// Over the whole run: client requests refused `overloaded` and connections closed for flooding.
         var overloadedRefusals: Int?
         var overloadCloses: Int?
+        /// Over the whole run: fast-path timers that fired in an undecided round.
+        var fastPathTimeouts: Int?
     }
 
     var replicas: Int
@@ -68,6 +70,8 @@ struct BenchReport: Codable {
     var operationsPerSignedRequest: Double?
     /// Milliseconds per atomic broadcast round at replica 1 during the window.
     var roundMilliseconds: Double?
+    /// The share of replica 1's rounds in the window delivered from the leader's fast path.
+    var fastPathShare: Double?
     var replicaStatistics: [Replica]
     /// CPU seconds of the bench process itself (the clients) during the window.
     var clientCPUSeconds: Double?
@@ -128,10 +132,17 @@ struct BenchReport: Codable {
                 executionVerifications: final[offset]?.executionVerifications,
                 attestedRequests: final[offset]?.attestedRequests,
                 deferredRequests: final[offset]?.deferredRequests, overdueRequests: final[offset]?.overdueRequests,
-                overloadedRefusals: final[offset]?.overloadedRefusals, overloadCloses: final[offset]?.overloadCloses)
+                overloadedRefusals: final[offset]?.overloadedRefusals, overloadCloses: final[offset]?.overloadCloses,
+                fastPathTimeouts: final[offset]?.fastPathTimeouts)
         }
         if let batches = replicaStatistics.first?.batches, batches > 0 {
             roundMilliseconds = seconds * 1000 / Double(batches)
+        }
+        if let start = before.statistics.first??.fastPathRounds, let end = after.statistics.first??.fastPathRounds,
+            let startAgreed = before.statistics.first??.agreementRounds, let endAgreed = after.statistics.first??.agreementRounds,
+            end + endAgreed > start + startAgreed
+        {
+            fastPathShare = Double(end - start) / Double(end + endAgreed - start - startAgreed)
         }
         clientCPUSeconds = before.benchCPUSeconds.flatMap { start in after.benchCPUSeconds.map { $0 - start } }
         loadAverage = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
@@ -178,7 +189,8 @@ struct BenchReport: Codable {
             throughputText,
             latencyText,
         ] + signedText + [
-            "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1)",
+            "  round             \(number(roundMilliseconds, "%.1f")) ms per atomic broadcast round (replica 1), "
+                + "\(number(fastPathShare.map { $0 * 100 }, "%.0f")) % from the leader's fast path",
             "  lost              \(lost)\(lostDetail)",
             "  refused           \(refusedText)",
             retriedText,

@@ -278,6 +278,10 @@ struct ReplicaStatisticsFile: Codable, Equatable {
     /// closed for flooding past them (`ClientListener.Statistics.overloaded`).
     var overloadedRefusals: Int?
     var overloadCloses: Int?
+    /// Rounds delivered from the leader's fast path and from agreement.
+    var fastPathRounds: Int?
+    var agreementRounds: Int?
+    var fastPathTimeouts: Int?
 
     init(node: ReplicaNode, listener: ClientListener? = nil) async {
         let statistics = await node.statistics
@@ -295,6 +299,9 @@ struct ReplicaStatisticsFile: Codable, Equatable {
         overdueRequests = statistics.overdueRequests
         cachedReplies = statistics.cachedReplies
         staleRequests = statistics.staleRequests
+        fastPathRounds = statistics.fastPathRounds
+        agreementRounds = statistics.agreementRounds
+        fastPathTimeouts = statistics.fastPathTimeouts
         if let clients = listener?.statistics {
             overloadedRefusals = clients.refusedByReason[.overloaded, default: 0]
             overloadCloses = clients.overloaded

@@ -60,6 +60,11 @@ struct SimCommand: ParsableCommand {
         help: "abc, kv: replicas keep no journal and restart silent up to their send horizon (durability stage 1), to compare.")
     var noJournal = false
 
+    @Flag(
+        name: .long,
+        help: "abc, kv: every round goes through agreement, without the leader's fast path, to compare.")
+    var pessimistic = false
+
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
 
@@ -84,7 +89,8 @@ struct SimCommand: ParsableCommand {
         do {
             runner = try SimulationCatalog.runner(
                 for: `protocol`, replicas: replicas, faulty: faulty ?? (replicas - 1) / 3,
-                options: SimulationOptions(requests: requests, batchCountMax: batch, journaling: !noJournal))
+                options: SimulationOptions(
+                    requests: requests, batchCountMax: batch, journaling: !noJournal, optimistic: !pessimistic))
         } catch let failure as SimulationCatalog.Failure {
             throw ValidationError(failure.description)
         }

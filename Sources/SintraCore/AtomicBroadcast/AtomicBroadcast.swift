@@ -35,6 +35,9 @@ public enum AtomicBroadcast {
         /// Bytes of a round's vector. The vector is one validated-agreement proposal, which peers decode
         /// only up to the wire's `payloadBytesMax` (1 MiB by default), so it must not exceed that.
         public var vectorBytesMax = 1 << 20
+        /// Whether rounds first try the leader's fast path (`FastPath.swift`, Kursawe–Shoup) and fall back to
+        /// agreement only when it stops. Every member of a group must use the same setting.
+        public var optimistic = true
 
         public init() {}
 
@@ -43,7 +46,9 @@ public enum AtomicBroadcast {
         /// Without it, n − t queues of 512 KiB made a vector that no peer would decode.
         public func queueBytesMax(replicas: Int) -> Int {
             let framing = 2 + 4 + 4 * batchCountMax + 64
-            return max(0, min(batchBytesMax, (vectorBytesMax - 2) / max(replicas, 1) - framing))
+            // A fallback proposal carries the vector with the round's stops and lock.
+            let available = vectorBytesMax - 2 - AtomicBroadcast.fallbackOverheadBytesMax(replicas: replicas)
+            return max(0, min(batchBytesMax, available / max(replicas, 1) - framing))
         }
 
         /// The largest request a party accepts: it must fit a queue on its own.
@@ -127,6 +132,11 @@ public enum AtomicBroadcast {
         /// batches of its recent rounds on disk but not their vectors, and must still answer; t + 1 equal
         /// batches include an honest party's, which is every honest party's batch of that round.
         case catchUpResponse(round: UInt64, highestRound: UInt64, batch: [[UInt8]])
+        /// A message of the round's fast path (`FastPath.swift`).
+        case fast(round: UInt64, FastMessage)
+        /// The party's own timer for the round's fast path fired. Only a party's own shell sends it, to the
+        /// party itself, after a delay of its choosing; from anyone else it is ignored.
+        case timeout(round: UInt64)
 
         public func encode(into writer: inout ByteWriter) {
             switch self {
@@ -146,11 +156,18 @@ public enum AtomicBroadcast {
                 writer.write(round)
                 writer.write(highestRound)
                 writer.writeFixed(AtomicBroadcast.encodeRequests(batch))
+            case .fast(let round, let message):
+                writer.write(UInt8(4))
+                writer.write(round)
+                message.encode(into: &writer)
+            case .timeout(let round):
+                writer.write(UInt8(5))
+                writer.write(round)
             }
         }
 
         public init(from reader: inout ByteReader, limits: WireLimits) throws(DecodingError) {
-            let tag = try reader.readTag(below: 4)
+            let tag = try reader.readTag(below: 6)
             let round = try reader.readUInt64()
             switch tag {
             case 0:
@@ -160,6 +177,10 @@ public enum AtomicBroadcast {
                 self = .agreement(round: round, try ValidatedAgreement.Message(from: &reader, limits: limits))
             case 2:
                 self = .catchUpRequest(round: round)
+            case 4:
+                self = .fast(round: round, try FastMessage(from: &reader, limits: limits))
+            case 5:
+                self = .timeout(round: round)
             default:
                 let highestRound = try reader.readUInt64()
                 // A batch holds at most the requests of n queues, each at least its 4-byte length.
@@ -179,11 +200,12 @@ public enum AtomicBroadcast {
     /// The round this message binds its sender in: a signed queue or a validated-agreement message of
     /// round r can be contradicted by a different one for the same round, so a party that may have sent
     /// one must remember it across a restart (docs/DURABILITY.md, the send horizon). Catch-up requests and
-    /// answers carry no choice of the sender (an answer is a delivered batch), so they bind nothing: nil.
+    /// answers carry no choice of the sender (an answer is a delivered batch), so they bind nothing: nil;
+    /// nor does a timer. Every fast-path message binds (a vote, a commit that reports a lock, a stop).
     public static func bindingRound(of message: Message) -> UInt64? {
         switch message {
-        case .queue(let round, _), .agreement(let round, _): round
-        case .catchUpRequest, .catchUpResponse: nil
+        case .queue(let round, _), .agreement(let round, _), .fast(let round, _): round
+        case .catchUpRequest, .catchUpResponse, .timeout: nil
         }
     }
 

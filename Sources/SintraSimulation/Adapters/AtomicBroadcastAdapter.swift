@@ -115,18 +115,21 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
     public let batchCountMax: Int?
     /// Whether nodes journal and replay (stage 2) or restart silent up to the send horizon (stage 1).
     public let journaling: Bool
+    /// Whether rounds try the leader's fast path first (`AtomicBroadcast.Limits.optimistic`).
+    public let optimistic: Bool
 
-    public init(requestCount: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true) {
+    public init(requestCount: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true, optimistic: Bool = true) {
         self.requestCount = requestCount
         self.batchCountMax = batchCountMax
         self.journaling = journaling
+        self.optimistic = optimistic
     }
 
     public var name: String { "abc" }
 
     public var commandLineOptions: String {
         (requestCount.map { " --requests \($0)" } ?? "") + (batchCountMax.map { " --batch \($0)" } ?? "")
-            + (journaling ? "" : " --no-journal")
+            + (journaling ? "" : " --no-journal") + (optimistic ? "" : " --pessimistic")
     }
 
     /// Small caps, so that the caps themselves are exercised.
@@ -148,7 +151,8 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
                 later: index > 0 && random.next() % 4 == 0)
         }
         let invented = (0..<3).map { Self.request($0, tag: "byz", random: &random) }
-        let limits = Self.limits(batchCountMax: batch)
+        var limits = Self.limits(batchCountMax: batch)
+        limits.optimistic = optimistic
         let tooLarge = [UInt8](repeating: 0x4c, count: limits.requestBytesMax + 1)
         return Scenario(requests: requests, invented: invented, tooLarge: tooLarge, limits: limits)
     }
@@ -289,7 +293,32 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
             return "catch-up request r\(round)"
         case .catchUpResponse(let round, let highestRound, let batch):
             return "catch-up response r\(round) (decided up to r\(highestRound)): \(batch.count) requests"
+        case .fast(let round, let inner):
+            return "r\(round) " + describe(inner)
+        case .timeout(let round):
+            return "timer r\(round)"
         }
+    }
+
+    static func describe(_ message: AtomicBroadcast.FastMessage) -> String {
+        func short(_ digest: [UInt8]) -> String { String(Hex.encode(digest).prefix(8)) }
+        switch message {
+        case .propose(let vector):
+            return "a-fast propose \(short(Array(SHA256.hash(data: vector))))"
+        case .vote(let digest, _):
+            return "a-fast vote \(short(digest))"
+        case .commit(let digest):
+            return "a-fast commit \(short(digest))"
+        case .stop(let stop, _, _):
+            return "a-fast stop of \(stop.member)" + (stop.lockedDigest.map { " locked on \(short($0))" } ?? "")
+        }
+    }
+
+    public func isTimer(_ message: Instance.Message) -> Bool { Self.isTimer(message) }
+
+    static func isTimer(_ message: AtomicBroadcast.Message) -> Bool {
+        if case .timeout = message { return true }
+        return false
     }
 
     public func bufferedMessageCount(_ instance: Instance) -> Int { instance.broadcast.bufferedMessageCount }
@@ -370,7 +399,7 @@ struct RotatingStarvation: Steering {
         let round: UInt64
         switch message {
         case .queue(let messageRound, _), .agreement(let messageRound, _), .catchUpRequest(let messageRound),
-            .catchUpResponse(let messageRound, _, _):
+            .catchUpResponse(let messageRound, _, _), .fast(let messageRound, _), .timeout(let messageRound):
             round = messageRound
         }
         return recipient == victim(of: round) ? 1 : 0

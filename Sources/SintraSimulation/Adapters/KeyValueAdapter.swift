@@ -214,19 +214,24 @@ public struct KeyValueAdapter: SimulatedProtocol {
     public let batchCountMax: Int?
     /// Whether replicas journal and replay (stage 2) or restart silent up to the send horizon (stage 1).
     public let journaling: Bool
+    /// Whether rounds try the leader's fast path first (`AtomicBroadcast.Limits.optimistic`).
+    public let optimistic: Bool
 
-    public init(requestsPerClient: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true) {
+    public init(requestsPerClient: Int? = nil, batchCountMax: Int? = nil, journaling: Bool = true, optimistic: Bool = true) {
         self.requestsPerClient = requestsPerClient
         self.batchCountMax = batchCountMax
         self.journaling = journaling
+        self.optimistic = optimistic
     }
 
     public var name: String { "kv" }
 
     public var commandLineOptions: String {
         (requestsPerClient.map { " --requests \($0)" } ?? "") + (batchCountMax.map { " --batch \($0)" } ?? "")
-            + (journaling ? "" : " --no-journal")
+            + (journaling ? "" : " --no-journal") + (optimistic ? "" : " --pessimistic")
     }
+
+    public func isTimer(_ message: Instance.Message) -> Bool { AtomicBroadcastAdapter.isTimer(message) }
 
     static let keys: [[UInt8]] = [[0x61], [0x62], [0x63]]
 
@@ -296,6 +301,7 @@ public struct KeyValueAdapter: SimulatedProtocol {
             signature: forgedSignature)
         var limits = AtomicBroadcastAdapter.limits(batchCountMax: batchCountMax ?? 2 + Int(random.next() % 3))
         limits.batchBytesMax = 256 * limits.batchCountMax
+        limits.optimistic = optimistic
         // Everything above but the bytes that are no request, the request for another cluster, and the
         // invented bytes that are no request.
         let signedHere = byzantine.filter { $0.count > 4 && $0 != otherCluster.encoded }
