@@ -8,6 +8,8 @@ struct TestNetwork<Instance: ProtocolInstance> {
         let from: Int
         let to: Int
         let bytes: [UInt8]
+        /// Released from `held` by `releaseHeld`: `holding` no longer applies.
+        var exempt = false
     }
 
     var nodes: [Int: Instance]
@@ -22,6 +24,9 @@ struct TestNetwork<Instance: ProtocolInstance> {
     /// Messages to these nodes wait in `held` until `release` (a very slow, but correct, node).
     var withheld: Set<Int> = []
     var held: [InFlight] = []
+    /// Messages for which this returns true (sender, recipient, message) wait in `held` too, until
+    /// `releaseHeld` (e.g. timers, or one kind of message to some nodes).
+    var holding: ((Int, Int, Instance.Message) -> Bool)?
     var deliveredCount = 0
     /// Nodes whose sent messages are kept in `sent` (encoded, in sending order).
     var recording: Set<Int> = []
@@ -61,6 +66,20 @@ struct TestNetwork<Instance: ProtocolInstance> {
         held.removeAll { $0.to == node }
     }
 
+    /// Lets the held messages that `which` selects (sender, recipient, message) go, in the order they were
+    /// sent, past `holding`.
+    mutating func releaseHeld(where which: (Int, Int, Instance.Message) -> Bool) {
+        let chosen = held.filter { flight in
+            (try? Instance.Message(encoded: flight.bytes, limits: limits)).map { which(flight.from, flight.to, $0) } ?? false
+        }
+        held.removeAll { flight in chosen.contains { $0.bytes == flight.bytes && $0.from == flight.from && $0.to == flight.to } }
+        queue += chosen.map { flight in
+            var released = flight
+            released.exempt = true
+            return released
+        }
+    }
+
     /// Delivers messages in random order until the queue is empty or `stepsMax` deliveries happened.
     mutating func run(stepsMax: Int = 200_000) {
         var steps = 0
@@ -74,11 +93,17 @@ struct TestNetwork<Instance: ProtocolInstance> {
                 continue
             }
             guard !crashed.contains(flight.to), var node = nodes[flight.to] else { continue }
+            let decoded = Result { try Instance.Message(encoded: flight.bytes, limits: limits) }
+            if let holding, !flight.exempt, case .success(let message) = decoded, holding(flight.from, flight.to, message) {
+                held.append(flight)
+                continue
+            }
             deliveredCount += 1
             let message: Instance.Message
-            do {
-                message = try Instance.Message(encoded: flight.bytes, limits: limits)
-            } catch {
+            switch decoded {
+            case .success(let decodedMessage):
+                message = decodedMessage
+            case .failure(let error):
                 faults.append(Fault(node: flight.from, path: node.path, kind: .malformed, detail: "\(error)"))
                 continue
             }
