@@ -1,3 +1,4 @@
+import Crypto
 import SintraCore
 import SintraCrypto
 
@@ -13,13 +14,17 @@ import SintraCrypto
 ///   requests) and proposes to them a vector with that queue in place of its real one;
 /// - `replay-round`: sends, before its real queue, its queue of the previous round (or one signed for the
 ///   next round) as this round's, relays honest queues of this round as its own for the next round, and
-///   proposes vectors of the previous round's queues.
+///   proposes vectors of the previous round's queues;
+/// - `forge-lock`: with its queue, leaves the round's fast path with a stop claiming a lock on a vector of
+///   its own, certified by its vote and copies of it in other members' names; votes for that vector too.
+/// The first four also act on the fast path (`FastPath.swift`) when the replica leads a round: an invalid or
+/// oversized proposal, none, or another proposal (and vote) for the upper half of the members.
 /// Flood: validly signed queues and agreement messages for rounds within, just past and far beyond the
 /// future-round window, and queues for rounds already over.
 public struct AtomicBroadcastAttacks {
     typealias Message = AtomicBroadcast.Message
 
-    static let behaviours = ["invalid-vector", "oversized", "withhold", "equivocate", "replay-round"]
+    static let behaviours = ["invalid-vector", "oversized", "withhold", "equivocate", "replay-round", "forge-lock"]
 
     /// What a Byzantine replica keeps between messages.
     public struct Memory {
@@ -75,6 +80,19 @@ public struct AtomicBroadcastAttacks {
             return []
         case ("withhold", .agreement(_, .proposal(me, .send))):
             return []
+        case ("invalid-vector", .fast(let round, .propose(let vector))):
+            return [.fast(round: round, .propose(vector: invalidVector(vector, round, &random)))]
+        case ("oversized", .fast(let round, .propose(let vector))):
+            let queue = oversized(memory.ownQueues[round] ?? signed([], round: round), round: round, &random)
+            return [.fast(round: round, .propose(vector: substituted(vector, round: round, queue: queue)))]
+        case ("withhold", .fast(_, .propose)):
+            return []
+        case ("equivocate", .fast(let round, .propose(let vector))) where upper:
+            return [.fast(round: round, .propose(vector: substituted(vector, round: round, queue: alternate(round: round))))]
+        case ("equivocate", .fast(let round, .vote)) where upper:
+            return [vote(for: Array(SHA256.hash(data: [UInt8](repeating: 0xee, count: 8) + withUnsafeBytes(of: round, Array.init))), round: round)]
+        case ("forge-lock", .queue(let round, let queue)) where queue.member == me:
+            return [message, forgedStop(round: round, own: queue)]
         case ("equivocate", .queue(let round, let queue)) where queue.member == me && upper:
             return [.queue(round: round, alternate(round: round))]
         case ("equivocate", .agreement(let round, .proposal(me, .send(let vector)))) where upper:
@@ -104,6 +122,28 @@ public struct AtomicBroadcastAttacks {
         memory.heardQueues = memory.heardQueues.filter { $0.key + 2 >= round }
         guard behaviour == "replay-round" else { return [] }
         return [Outgoing(.queue(round: round + 1, queue), to: .all)]
+    }
+
+    private func vote(for digest: [UInt8], round: UInt64) -> Message {
+        let statement = AtomicBroadcast.fastVoteStatement(path: context.path, round: round, digest: digest)
+        return .fast(round: round, .vote(digest: digest, signature: identity.sign(statement)))
+    }
+
+    /// A stop claiming a lock on a vector of this replica's own making: its queue with copies of it signed
+    /// by nobody else, certified by its own vote and that signature under other members' names.
+    private func forgedStop(round: UInt64, own queue: AtomicBroadcast.SignedQueue) -> Message {
+        let vector = AtomicBroadcast.encodeVector(
+            (1...context.configuration.quorum).map {
+                AtomicBroadcast.SignedQueue(member: $0, requests: queue.requests, signature: queue.signature)
+            })
+        let digest = Array(SHA256.hash(data: vector))
+        let signature = identity.sign(AtomicBroadcast.fastVoteStatement(path: context.path, round: round, digest: digest))
+        let members = [me] + context.configuration.members.filter { $0 != me }.prefix(context.configuration.quorum - 1)
+        let lock = AtomicBroadcast.FastLock(
+            digest: digest, votes: members.sorted().map { AtomicBroadcast.FastVote(member: $0, signature: signature) })
+        let statement = AtomicBroadcast.fastStopStatement(path: context.path, round: round, lockedDigest: digest)
+        let stop = AtomicBroadcast.FastStop(member: me, lockedDigest: digest, signature: identity.sign(statement))
+        return .fast(round: round, .stop(stop, lock: lock, vector: vector))
     }
 
     /// A queue of made-up requests, signed for `round`.
