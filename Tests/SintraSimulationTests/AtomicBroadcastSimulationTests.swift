@@ -17,7 +17,7 @@ import Testing
             for: "abc", replicas: replicas, faulty: faulty, options: SimulationOptions(requests: 2))
         #expect(runner.adversaries.map(\.name) == [
             "silent", "crash", "garbage", "replay", "flood", "invalid-vector", "oversized", "withhold", "equivocate",
-            "replay-round", "honest", "starve", "partition", "steer", "restart", "restart-many",
+            "replay-round", "forge-lock", "honest", "starve", "partition", "steer", "restart", "restart-many",
         ])
         // Crash-restart runs have their own tests (`RestartSimulationTests`).
         let adversaries = runner.adversaries.filter { $0.restarts == nil }
@@ -35,6 +35,8 @@ import Testing
         #expect(faults["replay-round"]!.contains { $0.kind == "invalidProof" })
         #expect(faults["replay-round"]!.contains { $0.kind == "notAllowed" })
         #expect(faults["garbage"]!.contains { $0.kind == "malformed" })
+        // A stop whose lock certificate is forged is rejected with evidence.
+        #expect(faults["forge-lock"]!.contains { $0.kind == "invalidProof" })
     }
 
     /// Liveness under a scheduler that starves a different honest replica in every round (its messages of
