@@ -175,6 +175,51 @@ import Testing
         #expect(store.count == 0 && store.digest == KeyValueStore().digest)
     }
 
+    /// The searches order keys by their 16-byte prefixes first (`KeyValueStore.KeyPrefix`) and by their
+    /// bytes where those tie: keys that share 16 bytes or more, differ only by trailing zero bytes, are
+    /// empty or hold 0xff, still sort as bytes, against a sorted reference.
+    @Test func keysThatTieOnTheirPrefixesSortByTheirBytes() throws {
+        var random = SplitMix(seed: 77)
+        let stems: [[UInt8]] = [[], [0], [0, 0], Array("client-12345-678".utf8), Array("client-12345-67".utf8),
+            [UInt8](repeating: 0xff, count: 16), [UInt8](repeating: 0, count: 16), Array("a".utf8)]
+        func key() -> [UInt8] {
+            let stem = stems[Int(random.next() % UInt64(stems.count))]
+            let tail = (0..<Int(random.next() % 6)).map { _ in [0, 1, 0x7f, 0x80, 0xff][Int(random.next() % 5)] as UInt8 }
+            return stem + tail
+        }
+        // Soundness of the prefix order, pair by pair.
+        for _ in 0..<20_000 {
+            let a = key(), b = key()
+            let order = KeyValueStore.KeyPrefix(a).order(KeyValueStore.KeyPrefix(b))
+            if order < 0 { #expect(a.lexicographicallyPrecedes(b), "\(a) \(b)") }
+            if order > 0 { #expect(b.lexicographicallyPrecedes(a), "\(a) \(b)") }
+        }
+        var store = KeyValueStore()
+        var reference = [[UInt8]: [UInt8]]()
+        for step in 0..<6_000 {
+            let k = key()
+            if random.next() % 4 == 0 {
+                #expect(try run(&store, .delete(key: k)) == (reference.removeValue(forKey: k) == nil ? .notFound : .ok))
+            } else {
+                let value = [UInt8(step % 256)]
+                #expect(try run(&store, .put(key: k, value: value)) == .ok)
+                reference[k] = value
+            }
+            let probe = key()
+            #expect(try run(&store, .get(key: probe)) == (reference[probe].map { .value($0) } ?? .notFound))
+        }
+        #expect(store.isConsistent)
+        let sorted = reference.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        for k in sorted { #expect(try run(&store, .get(key: k)) == .value(reference[k]!)) }
+        guard case .entries(let entries) = try run(&store, .scan(from: [], to: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], limit: 1000)) else {
+            Issue.record("a scan returns entries")
+            return
+        }
+        #expect(entries.map(\.key) == Array(sorted.prefix(1000)))
+        let restored = try KeyValueStore(snapshot: store.snapshot())
+        #expect(restored.isConsistent && restored.digest == store.digest)
+    }
+
     @Test func executorRunsEachRequestOnce() throws {
         var executor = RequestExecutor(machine: KeyValueStore())
         let key = try ClientKey(seed: [UInt8](repeating: 7, count: 32))
