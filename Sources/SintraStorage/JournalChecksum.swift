@@ -28,6 +28,69 @@ enum JournalChecksum {
         (accumulator ^ round(0, lane)) &* prime1 &+ prime4
     }
 
+    /// XXH64 of `head` followed by `tail` with `seed`, without joining them: equal to `hash(_:seed:)` of
+    /// their concatenation. A journal record's checksum covers its header and its entry, and the entry is
+    /// written from where it lies (`JournalFile.append`), so the two are never contiguous in memory.
+    ///
+    /// The 32-byte stripes that lie within either part are read in place; only the stripe that straddles
+    /// the boundary (the head is a 20-byte header) is copied, into 32 bytes on the stack.
+    static func hash(_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { staging in
+            let count = head.count + tail.count
+            guard count >= 32 else {
+                // Short: both fit the staging space, and the one-shot function does the rest.
+                staging.copyMemory(from: head)
+                UnsafeMutableRawBufferPointer(rebasing: staging[head.count...]).copyMemory(from: tail)
+                return hash(UnsafeRawBufferPointer(rebasing: staging[..<count]), seed: seed)
+            }
+            var lanes = (seed &+ prime1 &+ prime2, seed &+ prime2, seed, seed &- prime1)
+            func stripe(_ bytes: UnsafeRawBufferPointer, _ at: Int) {
+                func word(_ offset: Int) -> UInt64 {
+                    UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at + offset, as: UInt64.self))
+                }
+                lanes = (
+                    round(lanes.0, word(0)), round(lanes.1, word(8)), round(lanes.2, word(16)), round(lanes.3, word(24))
+                )
+            }
+            // The head's whole stripes, then the stripe of the head's rest and the tail's first bytes, then
+            // the tail's whole stripes; what is left (under 32 bytes) is in `staging` or at the tail's end.
+            var offset = 0
+            while head.count - offset >= 32 {
+                stripe(head, offset)
+                offset += 32
+            }
+            let headRest = head.count - offset
+            var rest = UnsafeRawBufferPointer(rebasing: tail[...])
+            if headRest > 0 {
+                let fromTail = min(32 - headRest, tail.count)
+                staging.copyMemory(from: UnsafeRawBufferPointer(rebasing: head[offset...]))
+                UnsafeMutableRawBufferPointer(rebasing: staging[headRest...])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: tail[..<fromTail]))
+                if headRest + fromTail == 32 {
+                    stripe(UnsafeRawBufferPointer(staging), 0)
+                    rest = UnsafeRawBufferPointer(rebasing: tail[fromTail...])
+                } else {
+                    rest = UnsafeRawBufferPointer(rebasing: staging[..<(headRest + fromTail)])
+                }
+            }
+            if rest.count >= 32 {
+                var consumed = 0
+                while rest.count - consumed >= 32 {
+                    stripe(rest, consumed)
+                    consumed += 32
+                }
+                rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
+            }
+            var result = rotated(lanes.0, 1) &+ rotated(lanes.1, 7) &+ rotated(lanes.2, 12) &+ rotated(lanes.3, 18)
+            result = merge(result, lanes.0)
+            result = merge(result, lanes.1)
+            result = merge(result, lanes.2)
+            result = merge(result, lanes.3)
+            result &+= UInt64(count)
+            return finish(result, rest)
+        }
+    }
+
     /// XXH64 of `bytes` with `seed`.
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         let count = bytes.count
@@ -55,19 +118,28 @@ enum JournalChecksum {
             result = seed &+ prime5
         }
         result &+= UInt64(count)
+        return finish(result, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+    }
+
+    /// The end of XXH64: the last fewer than 32 bytes, `rest`, mixed into `accumulator`, then the avalanche.
+    @inline(__always)
+    private static func finish(_ accumulator: UInt64, _ rest: UnsafeRawBufferPointer) -> UInt64 {
+        var result = accumulator
+        var offset = 0
+        let count = rest.count
         while count - offset >= 8 {
-            result ^= round(0, word(offset))
+            result ^= round(0, UInt64(littleEndian: rest.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
             result = rotated(result, 27) &* prime1 &+ prime4
             offset += 8
         }
         if count - offset >= 4 {
-            let half = UInt64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            let half = UInt64(UInt32(littleEndian: rest.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
             result ^= half &* prime1
             result = rotated(result, 23) &* prime2 &+ prime3
             offset += 4
         }
         while offset < count {
-            result ^= UInt64(bytes[offset]) &* prime5
+            result ^= UInt64(rest[offset]) &* prime5
             result = rotated(result, 11) &* prime1
             offset += 1
         }

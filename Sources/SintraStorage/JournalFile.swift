@@ -201,7 +201,18 @@ final class JournalFile {
         return Array(hasher.finalize())
     }
 
-    /// Appends `records` with one write (and an fsync if `syncEachAppend`).
+    /// Records written with one `writev` at most: three pieces each (header, entry, checksum) stay under
+    /// the system's `IOV_MAX` of 1024, and the entries' buffers are held open for it by nested closures,
+    /// one level per record.
+    static let recordsPerWrite = 64
+
+    /// Appends `records` (and fsyncs if `syncEachAppend`).
+    ///
+    /// Each record's header and checksum are built in a small side buffer and written with its entry by
+    /// `writev`, from where the entry lies: the entries are not copied into one buffer first. That copy,
+    /// of every byte journaled, was 1.4 % of a replica's samples at 4,000 callers (BENCHMARKS.md). A call
+    /// with more than `recordsPerWrite` records takes several writes; a crash between them leaves whole
+    /// records and at most one torn one at the end, as a crash inside one write could.
     func append(_ records: [ReplicaStore.JournalRecord]) throws(StoreError) {
         guard !records.isEmpty else { return }
         // A format 1 segment left by an older version is not appended to: its records keep one format.
@@ -212,40 +223,95 @@ final class JournalFile {
         }
         if descriptor < 0 { try openLast() }
         let checksumBytes = Self.checksumBytes(format: Self.currentFormat)
-        var buffer = [UInt8]()
-        buffer.reserveCapacity(records.reduce(0) { $0 + $1.entry.count + Self.headerBytes + checksumBytes })
+        let sideBytes = Self.headerBytes + checksumBytes
+        var side = [UInt8](repeating: 0, count: records.count * sideBytes)
+        var total = 0
         var highest = segments[segments.count - 1].highestRound
-        for record in records {
+        var position = next
+        for (index, record) in records.enumerated() {
             guard record.entry.count <= Self.entryBytesMax else {
                 throw .io(path: folder, action: "journaling", detail: "an entry of \(record.entry.count) bytes")
             }
-            let start = buffer.count
-            withUnsafeBytes(of: UInt32(record.entry.count).bigEndian) { buffer.append(contentsOf: $0) }
-            withUnsafeBytes(of: next.bigEndian) { buffer.append(contentsOf: $0) }
-            withUnsafeBytes(of: record.round.bigEndian) { buffer.append(contentsOf: $0) }
-            buffer.append(contentsOf: record.entry)
-            // Over the record as it lies in the buffer: no copy of the entry for the checksum.
-            let checksum = buffer.withUnsafeBytes { Self.checksum(record: UnsafeRawBufferPointer(rebasing: $0[start...])) }
-            buffer.append(contentsOf: checksum)
+            side.withUnsafeMutableBytes { raw in
+                let base = index * sideBytes
+                raw.storeBytes(of: UInt32(record.entry.count).bigEndian, toByteOffset: base, as: UInt32.self)
+                raw.storeBytes(of: position.bigEndian, toByteOffset: base + 4, as: UInt64.self)
+                raw.storeBytes(of: record.round.bigEndian, toByteOffset: base + 12, as: UInt64.self)
+                let header = UnsafeRawBufferPointer(rebasing: raw[base..<(base + Self.headerBytes)])
+                let checksum = record.entry.withUnsafeBytes {
+                    JournalChecksum.hash(header, $0, seed: Self.checksumSeed)
+                }
+                raw.storeBytes(of: checksum.bigEndian, toByteOffset: base + Self.headerBytes, as: UInt64.self)
+            }
+            total += sideBytes + record.entry.count
             highest = max(highest, record.round)
-            next += 1
+            position += 1
         }
-        var written = 0
-        while written < buffer.count {
-            let result = buffer.withUnsafeBytes { raw in
-                write(descriptor, raw.baseAddress! + written, raw.count - written)
+        var first = 0
+        while first < records.count {
+            let last = min(first + Self.recordsPerWrite, records.count)
+            let failure = side.withUnsafeBytes { side in
+                Self.writeRecords(descriptor, records[first..<last], side: side, sideBytes: sideBytes)
             }
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw .io(path: segments[segments.count - 1].path, action: "journaling", detail: String(cString: strerror(errno)))
+            if failure != 0 {
+                throw .io(path: segments[segments.count - 1].path, action: "journaling", detail: String(cString: strerror(failure)))
             }
-            written += result
+            first = last
         }
+        next = position
         if syncEachAppend, fsync(descriptor) != 0 {
             throw .io(path: segments[segments.count - 1].path, action: "syncing the journal", detail: String(cString: strerror(errno)))
         }
-        segments[segments.count - 1].bytes += buffer.count
+        segments[segments.count - 1].bytes += total
         segments[segments.count - 1].highestRound = highest
+    }
+
+    /// Writes `records` (the header and checksum of the record at index i at `i · sideBytes` in `side`, its
+    /// entry between them) to `descriptor` completely; returns 0, or the `errno` of the failed write.
+    private static func writeRecords(
+        _ descriptor: Int32, _ records: ArraySlice<ReplicaStore.JournalRecord>, side: UnsafeRawBufferPointer,
+        sideBytes: Int
+    ) -> Int32 {
+        var pieces = [iovec]()
+        pieces.reserveCapacity(records.count * 3)
+        // One closure level per record keeps its entry's buffer valid until the writes are done.
+        func gather(_ index: Int) -> Int32 {
+            guard index < records.endIndex else { return writeAll(descriptor, &pieces) }
+            return records[index].entry.withUnsafeBytes { entry in
+                let base = index * sideBytes
+                pieces.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: side.baseAddress! + base), iov_len: headerBytes))
+                if entry.count > 0 {
+                    pieces.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: entry.baseAddress!), iov_len: entry.count))
+                }
+                pieces.append(
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: side.baseAddress! + base + headerBytes), iov_len: sideBytes - headerBytes))
+                return gather(index + 1)
+            }
+        }
+        return gather(records.startIndex)
+    }
+
+    /// `writev` until every piece is written (a regular file may take fewer bytes than asked, and a signal
+    /// may interrupt); returns 0 or the `errno` of a failure.
+    private static func writeAll(_ descriptor: Int32, _ pieces: inout [iovec]) -> Int32 {
+        var first = 0
+        while first < pieces.count {
+            let written = pieces[first...].withUnsafeBufferPointer { writev(descriptor, $0.baseAddress!, Int32($0.count)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            var remaining = written
+            while first < pieces.count, remaining >= pieces[first].iov_len {
+                remaining -= pieces[first].iov_len
+                first += 1
+            }
+            if remaining > 0 {
+                pieces[first].iov_base += remaining
+                pieces[first].iov_len -= remaining
+            }
+        }
+        return 0
     }
 
     private func startSegment() throws(StoreError) {

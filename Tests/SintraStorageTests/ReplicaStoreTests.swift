@@ -481,6 +481,53 @@ import Testing
         }
     }
 
+    /// The checksum of a header and an entry that lie apart equals the checksum of the two joined, wherever
+    /// the boundary falls (inside the first stripe, on a stripe's edge, past it) and whatever the lengths.
+    @Test func xxh64OfTwoPartsIsThatOfTheirConcatenation() {
+        let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 73 &+ 11) }
+        for total in [0, 1, 19, 20, 31, 32, 33, 51, 52, 63, 64, 65, 100, 131, 300] {
+            let joined = bytes.prefix(total).withUnsafeBytes { JournalChecksum.hash($0, seed: JournalFile.checksumSeed) }
+            for split in 0...total {
+                let parts = bytes.prefix(split).withUnsafeBytes { head in
+                    bytes[split..<total].withUnsafeBytes { JournalChecksum.hash(head, $0, seed: JournalFile.checksumSeed) }
+                }
+                #expect(parts == joined, "length \(total), split at \(split)")
+            }
+        }
+    }
+
+    /// `append` writes each record from where its entry lies (`writev`, `recordsPerWrite` records a write):
+    /// the segment holds exactly the bytes of the records laid end to end (header, entry, XXH64 over both),
+    /// for empty and large entries and more records than one write takes, and they read back.
+    @Test func appendsWriteTheRecordsEndToEnd() throws {
+        let folder = try ReplicaStoreTests.Folder()
+        let path = folder.path("journal")
+        let records = (0..<(2 * JournalFile.recordsPerWrite + 7)).map { index in
+            ReplicaStore.JournalRecord(
+                round: UInt64(index / 3 + 1),
+                entry: (0..<[0, 1, 12, 33, 200, 5_000][index % 6]).map { UInt8(truncatingIfNeeded: $0 &+ index) })
+        }
+        let (journal, empty) = try JournalFile.open(folder: path, syncEachAppend: false)
+        #expect(empty.isEmpty)
+        try journal.append(Array(records[0..<3]))
+        try journal.append(Array(records[3...]))
+        var expected = [UInt8]()
+        for (index, record) in records.enumerated() {
+            let start = expected.count
+            withUnsafeBytes(of: UInt32(record.entry.count).bigEndian) { expected += $0 }
+            withUnsafeBytes(of: UInt64(index + 1).bigEndian) { expected += $0 }
+            withUnsafeBytes(of: record.round.bigEndian) { expected += $0 }
+            expected += record.entry
+            expected += expected.withUnsafeBytes { JournalFile.checksum(record: UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: path)
+        #expect(names.count == 1)
+        let written = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "/" + names[0])))
+        #expect(written == expected ? true : false, "the segment holds the records end to end")
+        #expect(journal.byteCount == expected.count)
+        #expect(try JournalFile.open(folder: path, syncEachAppend: false).1 == records ? true : false, "they read back")
+    }
+
     /// A journal written before format 2 (a `.log` segment with SHA-256 checksums) is still read; new records
     /// go to a new format 2 segment after it, and damage in the old one is still found.
     @Test func aFormat1SegmentIsReadAndFollowedByAFormat2One() throws {
