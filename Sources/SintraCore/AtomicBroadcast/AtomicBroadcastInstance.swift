@@ -516,8 +516,8 @@ extension AtomicBroadcast {
                 vector = locked
             } else if let kept = state.fallbackVector {
                 vector = kept
-            } else if fastRound == round, let collected = queues[round], collected.count >= configuration.quorum {
-                vector = AtomicBroadcast.encodeVector(collected.keys.sorted().map { collected[$0]! })
+            } else if fastRound == round, let collected = collectedVector(of: round) {
+                vector = collected
             } else {
                 return
             }
@@ -558,11 +558,8 @@ extension AtomicBroadcast {
             var state = fast[round] ?? FastRound()
             defer { fast[round] = state }
             let leader = AtomicBroadcast.leader(of: round, configuration: configuration)
-            if !state.proposed, me == leader, !state.stopped, let collected = queues[round],
-                collected.count >= configuration.quorum
-            {
+            if !state.proposed, me == leader, !state.stopped, let vector = collectedVector(of: round) {
                 state.proposed = true
-                let vector = AtomicBroadcast.encodeVector(collected.keys.sorted().map { collected[$0]! })
                 if journaling { journal.append(.fastProposal(round: round, vector: vector)) }
                 let message = Message.fast(round: round, .propose(vector: vector))
                 keep([Outgoing(message, to: .all)])
@@ -607,6 +604,13 @@ extension AtomicBroadcast {
             if let proposal = state.proposal, state.proposalDigest == decided.bytes { return decide(proposal, &state) }
             if let locked = state.lockedVector, state.knownLock?.digest == decided.bytes { return decide(locked, &state) }
             return nil
+        }
+
+        /// The valid queues this party holds for `someRound`, by member, as an encoded vector, once there are
+        /// n − t of them: what it proposes as leader, or to a fallback without a lock.
+        private func collectedVector(of someRound: UInt64) -> [UInt8]? {
+            guard let collected = queues[someRound], collected.count >= configuration.quorum else { return nil }
+            return AtomicBroadcast.encodeVector(collected.keys.sorted().map { collected[$0]! })
         }
 
         private mutating func decide(_ vector: [UInt8], _ state: inout FastRound) -> [UInt8] {
@@ -706,8 +710,8 @@ extension AtomicBroadcast {
                     state.fallbackVector = vector
                 } else if state.proposalDigest != nil {
                     state.fallbackVector = state.proposal
-                } else if let collected = queues[deliveredRound], collected.count >= configuration.quorum {
-                    state.fallbackVector = AtomicBroadcast.encodeVector(collected.keys.sorted().map { collected[$0]! })
+                } else if let collected = collectedVector(of: deliveredRound) {
+                    state.fallbackVector = collected
                 }
             }
             fast[deliveredRound] = state
