@@ -10,6 +10,10 @@ public struct ReceivedFrame: Sendable, Equatable {
     /// The member that sent the frame: the one whose pinned key the connection authenticated, which is
     /// also the frame's `sender`.
     public let sender: Int
+    /// The sender's incarnation (`LinkRecord.Hello.incarnation`, random per start of its network): a new
+    /// value means the sender restarted and lost its memory, so a budget kept per peer (catch-up answers)
+    /// starts again for it.
+    public let incarnation: UInt64
     /// The frame, decoded with the cluster identifier checked.
     public let frame: Frame
 }
@@ -103,7 +107,7 @@ final class InboundLinks: Sendable {
                 return .failure(.violation("sequence \(sequence) after \(peer.delivered)"))
             }
             // Yielding under the lock keeps delivery in sequence order even while connections change.
-            switch continuation.yield(ReceivedFrame(sender: sender, frame: frame)) {
+            switch continuation.yield(ReceivedFrame(sender: sender, incarnation: peer.incarnation ?? 0, frame: frame)) {
             case .enqueued, .terminated:
                 peer.delivered = sequence
                 return .success(.delivered)
@@ -137,7 +141,8 @@ final class InboundLinks: Sendable {
 
     /// Delivers a frame the local replica sent to itself; false when the stream is full.
     func deliverLocally(_ frame: Frame) -> Bool {
-        switch continuation.yield(ReceivedFrame(sender: context.localMember, frame: frame)) {
+        switch continuation.yield(
+            ReceivedFrame(sender: context.localMember, incarnation: context.incarnation, frame: frame)) {
         case .enqueued, .terminated: true
         case .dropped: false
         @unknown default: false

@@ -150,6 +150,8 @@ public actor ReplicaNode {
         public var stateTransferTimeouts = 0
         /// State-chunk requests not served because the peer asked faster than `ServeBudget` allows.
         public var throttledStateRequests = 0
+        /// Peers seen with a new incarnation (they restarted): their catch-up budget starts again.
+        public var peerRestarts = 0
         /// 1 once the node found its state differs from a certified checkpoint (it stopped).
         public var divergences = 0
         public init() {}
@@ -166,6 +168,8 @@ public actor ReplicaNode {
     let snapshotInterval: UInt64
     let stateTransferTimeout: Duration
     let fastPathTimeoutBounds: (min: Duration, max: Duration)
+    /// The link incarnation each peer's frames last came with (`ReceivedFrame.incarnation`).
+    var peerIncarnations: [Int: UInt64] = [:]
     /// When each round's fast-path timer was armed (the round started here), until the round is delivered.
     var timerArmedAt: [UInt64: ContinuousClock.Instant] = [:]
     /// Smoothed time from a round's start to its delivery, in seconds (exponential, weight 1/5).
@@ -390,6 +394,14 @@ public actor ReplicaNode {
 
     private func receive(_ received: ReceivedFrame) {
         guard !isStopped else { return }
+        if received.sender != member, peerIncarnations[received.sender] != received.incarnation {
+            // A peer that restarted lost what was in flight to it: its catch-up answers count anew.
+            if peerIncarnations[received.sender] != nil {
+                statistics.peerRestarts += 1
+                instance.peerRestarted(received.sender)
+            }
+            peerIncarnations[received.sender] = received.incarnation
+        }
         if received.frame.path == Checkpoint.path {
             guard let message = try? CheckpointMessage(encoded: received.frame.body, limits: wireLimits) else {
                 statistics.malformedFrames += 1

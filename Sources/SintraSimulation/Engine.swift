@@ -197,6 +197,9 @@ struct Engine<P: SimulatedProtocol> {
         let (instance, effects) = adapter.restart(
             instances[node - 1]!, node: node, scenario: scenario, context: context, random: &random)
         instances[node - 1] = instance
+        for other in 1...instances.count where other != node && instances[other - 1] != nil {
+            adapter.peerRestarted(&instances[other - 1]!, peer: node)
+        }
         // The bound on deliveries before every required output counts from the last restart, as from the
         // last heal of a partition.
         honestDeliveriesAfterHeal = 0

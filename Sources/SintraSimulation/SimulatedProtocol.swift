@@ -175,6 +175,10 @@ public protocol SimulatedProtocol {
 
     /// Where a restarted instance resumed, for the report (e.g. the round and the silent rounds).
     func describeResumption(_ instance: Instance) -> String
+
+    /// Tells `instance` that `peer` restarted, as a replica learns it from the peer's new link
+    /// incarnation (`ReceivedFrame.incarnation`); called on every other live node at each restart.
+    func peerRestarted(_ instance: inout Instance, peer: Int)
 }
 
 extension SimulatedProtocol {
@@ -230,6 +234,8 @@ extension SimulatedProtocol {
     }
 
     public func describeResumption(_ instance: Instance) -> String { "" }
+
+    public func peerRestarted(_ instance: inout Instance, peer: Int) {}
 }
 
 extension SimulatedProtocol where ByzantineMemory == Void {

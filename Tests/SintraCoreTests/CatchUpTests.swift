@@ -43,6 +43,19 @@ import Testing
         #expect(answered.allSatisfy { $0 == batches[0].requests })
     }
 
+    /// A peer killed again and again before it could take in the answers uses up the cap; once its shell
+    /// reports that it restarted (a new link incarnation), its next life is answered again, and only it.
+    @Test func aRestartedPeerIsAnsweredAgainAfterTheCap() throws {
+        var (network, batches) = try Self.decidedRounds()
+        let cap = network.nodes[1]!.limits.catchUpAnswersPerPeerMax
+        for _ in 0..<cap { _ = network.nodes[1]!.handle(.catchUpRequest(round: 1), from: 4) }
+        #expect(Self.answers(network.nodes[1]!.handle(.catchUpRequest(round: 1), from: 4)).isEmpty)
+        for _ in 0..<cap { _ = network.nodes[1]!.handle(.catchUpRequest(round: 1), from: 3) }
+        network.nodes[1]!.peerRestarted(4)
+        #expect(Self.answers(network.nodes[1]!.handle(.catchUpRequest(round: 1), from: 4)) == [batches[0].requests])
+        #expect(Self.answers(network.nodes[1]!.handle(.catchUpRequest(round: 1), from: 3)).isEmpty)
+    }
+
     /// A party restarted from its store (no decided vectors, only batches) answers for rounds it delivered
     /// before the restart with exactly the batch it delivered.
     @Test func aRestartedPartyAnswersForRoundsBeforeItsRestart() throws {

@@ -62,7 +62,8 @@ final class ProcessCluster: @unchecked Sendable {
     func replicaCommand(_ id: Int, extra: [String] = []) -> [String] {
         [
             "replica", "--config", configPath, "--id", "\(id)", "--secret", folder + "/replica-\(id).secret",
-            "--metrics-port", "\(metricsPorts[id - 1])", "--log-level", "notice",
+            "--metrics-port", "\(metricsPorts[id - 1])", "--log-level",
+            ProcessInfo.processInfo.environment["SINTRA_TEST_LOG_LEVEL"] ?? "notice",
         ] + replicaArguments + extra
     }
 
@@ -110,7 +111,10 @@ final class ProcessCluster: @unchecked Sendable {
             }
         }
         processes = [:]
-        try? FileManager.default.removeItem(atPath: folder)
+        // SINTRA_TEST_KEEP_FOLDERS=1 keeps keys, stores and logs for a post-mortem.
+        if ProcessInfo.processInfo.environment["SINTRA_TEST_KEEP_FOLDERS"] == nil {
+            try? FileManager.default.removeItem(atPath: folder)
+        }
     }
 
     var endpoints: [SintraClient.Endpoint] {

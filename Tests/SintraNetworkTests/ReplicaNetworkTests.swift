@@ -213,6 +213,10 @@ import Testing
         }
         let numbers = atTwo.frames.map { $0.frame.path.components.first?.index ?? 0 }
         #expect(numbers == Array(1...10) + Array(1...10))
+        // The receiver sees the restart: each start's frames carry one incarnation, and the two differ.
+        let incarnations = atTwo.frames.map(\.incarnation)
+        #expect(Set(incarnations.prefix(10)).count == 1 && Set(incarnations.suffix(10)).count == 1)
+        #expect(incarnations.first != incarnations.last)
         await two.shutdown()
     }
 

@@ -1,4 +1,6 @@
+import NIOConcurrencyHelpers
 import SintraCore
+import SintraNetwork
 import SintraCrypto
 import SintraReplica
 import Testing
@@ -160,4 +162,67 @@ extension Array {
         for element in self { result.append(await transform(element)) }
         return result
     }
+}
+
+/// A replica answers a peer's catch-up requests for one round at most `catchUpAnswersPerPeerMax` times per
+/// life of that peer. A peer killed again and again before it could take in the answers (each life asks
+/// once) would otherwise use the budget up and wait in that round for ever after its last restart; its
+/// link's new incarnation is what tells the replica to count anew (`AtomicBroadcast.Instance.peerRestarted`).
+@Suite(.serialized) struct PeerRestartTests {
+    @Test func aPeerThatRestartsIsAnsweredAgainAfterTheCap() async throws {
+        let cluster = try LocalCluster(replicas: 4, faulty: 1)
+        let nodes = Array(cluster.nodes.prefix(3))
+        for node in nodes { try await node.start() }
+        let requests = try DurabilityTests.requests(0..<6, cluster: cluster.configuration.clusterIdentifier)
+        await DurabilityTests.submit(requests, to: nodes)
+        #expect(await DurabilityTests.waitFor(requests.count, nodes))
+        let cap = AtomicBroadcast.Limits().catchUpAnswersPerPeerMax
+        // Member 4 is played by a bare network, one per life; each life asks for round 1 and counts the
+        // answers of replica 1.
+        let identity = try LocalKeys(secrets: cluster.keys.secrets[3]).identity
+        let limits = WireLimits(payloadBytesMax: Frame.frameBytesMax, memberCount: 4)
+        func life(asking times: Int, expecting answers: Int) async throws -> Int {
+            let network = try ReplicaNetwork(
+                configuration: cluster.configuration, identity: identity, options: ReplicaNode.Options.testing.network)
+            let collector = FrameCollector(network)
+            try await network.start()
+            let request = Frame(
+                clusterIdentifier: cluster.configuration.clusterIdentifier, sender: 4, path: ReplicaNode.path,
+                body: AtomicBroadcast.Message.catchUpRequest(round: 1).encoded)
+            for _ in 0..<times { _ = network.send(request, to: 1) }
+            func count() -> Int {
+                collector.frames.filter {
+                    guard $0.sender == 1, let message = try? AtomicBroadcast.Message(encoded: $0.frame.body, limits: limits),
+                        case .catchUpResponse(1, _, _) = message
+                    else { return false }
+                    return true
+                }.count
+            }
+            _ = await eventually(within: 60) { count() >= answers }
+            // Time for an answer too many to arrive, and for the acknowledgements to leave.
+            try await Task.sleep(for: .milliseconds(500))
+            let counted = count()
+            await network.shutdown()
+            return counted
+        }
+        #expect(try await life(asking: cap + 2, expecting: cap) == cap)
+        #expect(try await life(asking: 1, expecting: 1) == 1)
+        #expect(await nodes[0].statistics.peerRestarts == 1)
+        await cluster.shutdown()
+    }
+}
+
+/// Collects the frames a network receives.
+final class FrameCollector: Sendable {
+    private let received = NIOLockedValueBox<[ReceivedFrame]>([])
+    private let task: Task<Void, Never>
+
+    init(_ network: ReplicaNetwork) {
+        let received = self.received
+        task = Task {
+            for await frame in network.frames { received.withLockedValue { $0.append(frame) } }
+        }
+    }
+
+    var frames: [ReceivedFrame] { received.withLockedValue { $0 } }
 }

@@ -28,9 +28,10 @@ public enum AtomicBroadcast {
         public var futureRoundWindow: UInt64 = 4
         /// Rounds for which delivered request digests are remembered for deduplication.
         public var deliveredMemoryRounds: UInt64 = 64
-        /// Catch-up answers per peer and round. An honest party asks for a round once per life, so a
-        /// second request for the same round comes from a peer that restarted before the answer arrived
-        /// and must be answered again (docs/DURABILITY.md); a Byzantine peer gets no more than this.
+        /// Catch-up answers per peer and round, per life of the peer (`Instance.peerRestarted`). An honest
+        /// party asks for a round once per life, so a second request for the same round comes from a peer
+        /// that restarted before the answer arrived and must be answered again (docs/DURABILITY.md); a
+        /// Byzantine peer gets no more than this per restart.
         public var catchUpAnswersPerPeerMax = 4
         /// Bytes of a round's vector. The vector is one validated-agreement proposal, which peers decode
         /// only up to the wire's `payloadBytesMax` (1 MiB by default), so it must not exceed that.

@@ -60,8 +60,8 @@ extension AtomicBroadcast {
         /// responder's vector (first answer counts), at most n entries.
         private var catchUpRequestedRound: UInt64 = 0
         private var catchUpAnswers: [Int: [[UInt8]]] = [:]
-        /// Answers sent, per round and peer, at most `Limits.catchUpAnswersPerPeerMax` each (a peer that
-        /// restarted asks for the same round again).
+        /// Answers sent, per round and peer, at most `Limits.catchUpAnswersPerPeerMax` each per life of the
+        /// peer (a peer that restarted asks for the same round again; `peerRestarted` starts its count anew).
         private var catchUpAnswered: [UInt64: [Int: Int]] = [:]
         /// Requests for rounds not decided here yet: the latest round each peer asked for (at most n
         /// entries), answered when this party delivers it. A laggard asks once per round, so an early
@@ -726,6 +726,18 @@ extension AtomicBroadcast {
             guard catchUpRequestedRound != round else { return }
             catchUpRequestedRound = round
             effects.broadcast(.catchUpRequest(round: round))
+        }
+
+        /// `node` restarted (its shell saw a new incarnation of it, e.g. a new link `hello`): it lost every
+        /// answer and resend in flight to it, so the answers and resends it may get start counting anew.
+        /// Without this, a party killed again and again before it could take in the answers to its request
+        /// (each life asks once) uses up `catchUpAnswersPerPeerMax` for its round at every peer, and its next
+        /// life waits in that round for ever. A Byzantine peer gets a new budget only per restart its
+        /// shell reports: for the network, one authenticated connection with a new incarnation each.
+        public mutating func peerRestarted(_ node: Int) {
+            guard node != me else { return }
+            for key in catchUpAnswered.keys { catchUpAnswered[key]?[node] = nil }
+            for key in resent.keys { resent[key]?[node] = nil }
         }
 
         private mutating func raiseCatchUpHorizon(to droppedRound: UInt64) {

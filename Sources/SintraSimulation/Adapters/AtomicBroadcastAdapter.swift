@@ -49,6 +49,9 @@ public struct AtomicBroadcastNode: ProtocolInstance {
     }
 
     /// Submits `requests` in order.
+    /// `peer` restarted: its catch-up budget here starts again (`AtomicBroadcast.Instance.peerRestarted`).
+    mutating func peerRestarted(_ peer: Int) { broadcast.peerRestarted(peer) }
+
     mutating func submit(_ requests: [[UInt8]]) -> Effects<Message, Output> {
         var effects = Effects<Message, Output>()
         for request in requests { effects.append(committed(broadcast.submit(request).1)) }
@@ -213,6 +216,8 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
     public var supportsRestart: Bool { true }
 
     public func describeResumption(_ instance: Instance) -> String { Self.describeResumption(instance.broadcast) }
+
+    public func peerRestarted(_ instance: inout Instance, peer: Int) { instance.peerRestarted(peer) }
 
     /// A node rebuilt from `crashed.store` only (`ReplicaNode`'s restart): the instance resumes after the
     /// last round on disk with the generator it had, and replays its journal (stage 2; without journaling,

@@ -57,6 +57,9 @@ public struct KeyValueReplica: ProtocolInstance {
 
     /// Submits requests in order (the clients' first ones, and Byzantine clients' requests); a request
     /// that does not decode or whose signature does not verify is refused, as `ReplicaNode` refuses it.
+    /// `peer` restarted: its catch-up budget here starts again (`AtomicBroadcast.Instance.peerRestarted`).
+    mutating func peerRestarted(_ peer: Int) { broadcast.peerRestarted(peer) }
+
     mutating func submit(_ requests: [[UInt8]]) -> Effects<Message, Output> {
         var effects = Effects<Message, AtomicBroadcast.Batch>()
         for request in requests {
@@ -336,6 +339,8 @@ public struct KeyValueAdapter: SimulatedProtocol {
     public func describeResumption(_ instance: Instance) -> String {
         AtomicBroadcastAdapter.describeResumption(instance.broadcast)
     }
+
+    public func peerRestarted(_ instance: inout Instance, peer: Int) { instance.peerRestarted(peer) }
 
     /// A replica rebuilt from `crashed.store` only, as `ReplicaNode` restarts: the executor restored from
     /// the snapshot, the log after it replayed through `KeyValueReplica.apply` (no outputs: the replica
