@@ -11,90 +11,90 @@ extension AtomicBroadcast {
         public let configuration: GroupConfiguration
         public let me: Int
         public let limits: Limits
-        private let keys: LocalKeys
+        let keys: LocalKeys
         /// The generator the agreements' generators derive from, one per round (`ProtocolRandom.derive`), so
         /// that a replay rebuilds each round's agreement with the same one.
-        private let random: ProtocolRandom
+        let random: ProtocolRandom
         /// Whether the instance records its `JournalEntry`s for `takeJournal()`.
         public let journaling: Bool
         /// Queue signatures verified here, shared with the agreements' predicates (kept for the rounds of
         /// `queues`).
-        private let verifiedQueues: VerifiedQueueSignatures
+        let verifiedQueues: VerifiedQueueSignatures
         /// Entries recorded since the last `takeJournal()`.
-        private var journal: [JournalEntry] = []
+        var journal: [JournalEntry] = []
         /// The messages the replay of `Resumption.journal` produced, sent again by `start()`.
-        private var replayed = Effects<Message, Output>()
+        var replayed = Effects<Message, Output>()
         /// Journal entries replayed at `init(resuming:)`.
-        public private(set) var replayedEntryCount = 0
+        public internal(set) var replayedEntryCount = 0
 
         /// The round being decided.
-        public private(set) var round: UInt64 = 1
+        public internal(set) var round: UInt64 = 1
         /// A submitted, undelivered request, and the first round whose queue was built while it was pending.
-        private struct PendingRequest {
+        struct PendingRequest {
             let digest: [UInt8]
             let request: [UInt8]
             var firstQueueRound: UInt64?
         }
 
         /// Submitted, undelivered requests in submission order, and their digests.
-        private var pending: [PendingRequest] = []
-        private var pendingDigests: Set<ByteKey> = []
+        var pending: [PendingRequest] = []
+        var pendingDigests: Set<ByteKey> = []
         /// Digests of delivered requests with the round that delivered them (pruned after
         /// `deliveredMemoryRounds`).
-        private var delivered: [ByteKey: UInt64] = [:]
+        var delivered: [ByteKey: UInt64] = [:]
         /// The same digests by round, so that forgetting a round touches only its own digests (filtering
         /// all of `delivered` every round cost about a tenth of a replica's CPU under load).
-        private var deliveredByRound: [UInt64: [[UInt8]]] = [:]
-        private var sentQueue: Set<UInt64> = []
-        private var proposedRound: Set<UInt64> = []
+        var deliveredByRound: [UInt64: [[UInt8]]] = [:]
+        var sentQueue: Set<UInt64> = []
+        var proposedRound: Set<UInt64> = []
         /// Valid queues per round (current and up to `futureRoundWindow` ahead), first per member.
-        private var queues: [UInt64: [Int: SignedQueue]] = [:]
-        private var agreements: [UInt64: ValidatedAgreement.Instance] = [:]
+        var queues: [UInt64: [Int: SignedQueue]] = [:]
+        var agreements: [UInt64: ValidatedAgreement.Instance] = [:]
         /// Messages dropped for being too far ahead; a party that drops one catches up by asking its peers.
-        public private(set) var droppedMessageCount = 0
+        public internal(set) var droppedMessageCount = 0
         /// Batches delivered in recent rounds (the last `deliveredMemoryRounds`), to answer laggards; after a
         /// restart, filled from the batches on disk (`Resumption.recentBatches`), so a restarted party
         /// answers for rounds it delivered before its restart too.
-        private var deliveredBatches: [UInt64: [[UInt8]]] = [:]
+        var deliveredBatches: [UInt64: [[UInt8]]] = [:]
         /// The round for which we last asked for catch-up, and the answers for the current round: each
         /// responder's vector (first answer counts), at most n entries.
-        private var catchUpRequestedRound: UInt64 = 0
-        private var catchUpAnswers: [Int: [[UInt8]]] = [:]
+        var catchUpRequestedRound: UInt64 = 0
+        var catchUpAnswers: [Int: [[UInt8]]] = [:]
         /// Answers sent, per round and peer, at most `Limits.catchUpAnswersPerPeerMax` each per life of the
         /// peer (a peer that restarted asks for the same round again; `peerRestarted` starts its count anew).
-        private var catchUpAnswered: [UInt64: [Int: Int]] = [:]
+        var catchUpAnswered: [UInt64: [Int: Int]] = [:]
         /// Requests for rounds not decided here yet: the latest round each peer asked for (at most n
         /// entries), answered when this party delivers it. A laggard asks once per round, so an early
         /// request must not be forgotten.
-        private var catchUpWaiting: [Int: UInt64] = [:]
+        var catchUpWaiting: [Int: UInt64] = [:]
         /// The highest round whose messages this party dropped, at most `deliveredMemoryRounds` ahead of
         /// it: the parties ahead will not resend them, so every round up to it is caught up (asked for when
         /// entered), whether the party got there by catch-up or by agreement. A Byzantine peer can raise it
         /// with one far-future message; that costs at most one request and n answers per round.
-        private var catchUpHorizon: UInt64 = 0
+        var catchUpHorizon: UInt64 = 0
         /// Rounds delivered through catch-up instead of agreement.
-        public private(set) var caughtUpRoundCount = 0
+        public internal(set) var caughtUpRoundCount = 0
         /// This party's binding messages (queues, agreement messages) with their recipients, by round, for the
         /// rounds whose agreements it keeps (from `round` − `futureRoundWindow` − 1 on, as `agreements`): sent
         /// again to a peer that asks for one of those rounds before this party delivered it
         /// (docs/DURABILITY.md, "Stage 2": a peer that crashed lost what was in flight to it).
-        private var sentBinding: [UInt64: [Outgoing<Message>]] = [:]
+        var sentBinding: [UInt64: [Outgoing<Message>]] = [:]
         /// Resends per round and peer, at most `Limits.catchUpAnswersPerPeerMax` each; only rounds in
         /// `sentBinding` have entries, so at most (window + 2) × n.
-        private var resent: [UInt64: [Int: Int]] = [:]
+        var resent: [UInt64: [Int: Int]] = [:]
         /// Own messages sent again to peers that asked for a round not delivered here.
-        public private(set) var resentMessageCount = 0
+        public internal(set) var resentMessageCount = 0
         /// Fast-path state per round (`FastPath.swift`), for the rounds whose agreements are kept and those
         /// up to `futureRoundWindow` ahead.
-        private var fast: [UInt64: FastRound] = [:]
+        var fast: [UInt64: FastRound] = [:]
         /// Per member: rounds it led in a row that fell back here, and how many of its next rounds this
         /// party leaves at once instead of waiting for its timer (suspicion: local, it only saves time).
-        private var leaderFallbacks: [Int: Int] = [:]
-        private var leaderSkips: [Int: Int] = [:]
+        var leaderFallbacks: [Int: Int] = [:]
+        var leaderSkips: [Int: Int] = [:]
         /// Rounds this party delivered from its fast path.
-        public private(set) var fastRoundCount = 0
+        public internal(set) var fastRoundCount = 0
         /// Rounds this party delivered from a fallback agreement (the fast path stopped, or was off).
-        public private(set) var agreedRoundCount = 0
+        public internal(set) var agreedRoundCount = 0
         /// Rounds up to this one are silent: this party may have sent messages in them before a restart and
         /// has forgotten what, so it sends no queue and takes no part in their agreements (it could
         /// contradict itself); it delivers them by catch-up only. 0 for a party that never restarted.
@@ -171,7 +171,7 @@ extension AtomicBroadcast {
         /// (sent again by `start()`; peers drop a byte-equal duplicate). Faults were recorded the first time.
         /// The agreements of the `futureRoundWindow` + 1 rounds before `round` are rebuilt too, as
         /// `collectGarbage` keeps them, so the party still helps slower peers finish them.
-        private mutating func replay(_ entry: JournalEntry) {
+        mutating func replay(_ entry: JournalEntry) {
             let oldestAgreement = round > limits.futureRoundWindow + 1 ? round - limits.futureRoundWindow - 1 : 0
             guard entry.round >= oldestAgreement else { return }
             replayedEntryCount += 1
@@ -230,7 +230,7 @@ extension AtomicBroadcast {
         }
 
         /// Whether this party may send its own messages of `someRound` (its queue, agreement votes).
-        private func mayTakePart(in someRound: UInt64) -> Bool { someRound > silentThrough }
+        func mayTakePart(in someRound: UInt64) -> Bool { someRound > silentThrough }
 
         /// Starts catch-up for a resumed party's first round (call once after `init(resuming:)`): a silent
         /// round makes no progress on its own.
@@ -283,7 +283,7 @@ extension AtomicBroadcast {
             return (results, effects)
         }
 
-        private mutating func enqueue(_ request: [UInt8], digest: [UInt8], passedOver: Bool) -> SubmitResult {
+        mutating func enqueue(_ request: [UInt8], digest: [UInt8], passedOver: Bool) -> SubmitResult {
             // A request that cannot fit a queue on its own would block the queue for ever.
             guard request.count <= limits.submittableBytesMax(replicas: configuration.replicas) else { return .tooLarge }
             guard !knows(digest) else { return .duplicate }
@@ -364,458 +364,7 @@ extension AtomicBroadcast {
             return effects
         }
 
-
-        // MARK: Fast path (FastPath.swift)
-
-        /// What this party knows and did in one round's fast path. Every collection holds at most one entry
-        /// per member (first one counts), so a round costs O(n) here whatever peers send.
-        private struct FastRound {
-            /// The leader's first proposal, and its digest once checked valid (nil digest: not checked yet).
-            var proposal: [UInt8]?
-            var proposalDigest: [UInt8]?
-            var proposed = false
-            var votedDigest: [UInt8]?
-            /// Votes received, first per member: digest and signature; `checkedVotes` those verified.
-            var votes: [Int: (digest: ByteKey, signature: [UInt8])] = [:]
-            var checkedVotes: Set<Int> = []
-            /// This party's lock (it committed), with the vector.
-            var lock: FastLock?
-            var commits: [Int: ByteKey] = [:]
-            var stopped = false
-            /// Stopped on suspicion of the leader, or because the leader gave the round up (`abdicate`), not
-            /// on evidence of a failure: not counted against the leader.
-            var suspected = false
-            var stops: [Int: FastStop] = [:]
-            /// A valid lock seen (own or in a stop) and its vector: every lock of a round is on one digest.
-            var knownLock: FastLock?
-            var lockedVector: [UInt8]?
-            var decidedFast = false
-            var timeouts = 0
-            /// A valid vector of the round kept after delivery, for a fallback this party joins late.
-            var fallbackVector: [UInt8]?
-
-            var messageCount: Int { (proposal == nil ? 0 : 1) + votes.count + commits.count + stops.count }
-        }
-
-        /// Handles a fast-path message of `fastRound` from `node`.
-        private mutating func handleFast(
-            _ message: FastMessage, round fastRound: UInt64, from node: Int, _ effects: inout Effects<Message, Output>
-        ) {
-            guard limits.optimistic, mayTakePart(in: fastRound) else { return }
-            // Rounds whose agreements are kept (a late fallback) through the window ahead.
-            guard fastRound >= round || agreements[fastRound] != nil || fast[fastRound] != nil else { return }
-            guard fastRound <= round + limits.futureRoundWindow else {
-                droppedMessageCount += 1
-                raiseCatchUpHorizon(to: fastRound)
-                return
-            }
-            var state = fast[fastRound] ?? FastRound()
-            defer { fast[fastRound] = state }
-            switch message {
-            case .propose(let vector):
-                guard fastRound >= round else { return }
-                guard node == AtomicBroadcast.leader(of: fastRound, configuration: configuration) else {
-                    effects.fault(node, path, .notAllowed, "a-fast propose from a member that does not lead round \(fastRound)")
-                    return
-                }
-                if let earlier = state.proposal {
-                    if earlier != vector {
-                        effects.fault(node, path, .equivocation, "two fast-path proposals for round \(fastRound)")
-                        if fastRound == round { stopFast(fastRound, &state, &effects) }
-                    }
-                    return
-                }
-                state.proposal = vector
-            case .vote(let digest, let signature):
-                guard fastRound >= round else { return }
-                if let earlier = state.votes[node] {
-                    if earlier.digest.bytes != digest {
-                        effects.fault(node, path, .equivocation, "two fast-path votes for round \(fastRound)")
-                    }
-                    return
-                }
-                state.votes[node] = (ByteKey(digest), signature)
-            case .commit(let digest):
-                guard fastRound >= round, state.commits[node] == nil else { return }
-                state.commits[node] = ByteKey(digest)
-            case .stop(let stop, let lock, let vector):
-                guard stop.member == node else {
-                    effects.fault(node, path, .notAllowed, "a-fast stop signed by \(stop.member) sent by \(node)")
-                    return
-                }
-                guard state.stops[node] == nil else { return }
-                guard isValidStop(stop, lock: lock, vector: vector, round: fastRound) else {
-                    effects.fault(node, path, .invalidProof, "a-fast stop with a bad signature or lock")
-                    return
-                }
-                state.stops[node] = stop
-                // The leader gave its round up: nobody waits for its timer.
-                if node == AtomicBroadcast.leader(of: fastRound, configuration: configuration), !state.stopped,
-                    fastRound >= round
-                {
-                    state.suspected = true
-                    stopFast(fastRound, &state, &effects)
-                }
-                if let lock, let vector, state.knownLock == nil {
-                    state.knownLock = lock
-                    state.lockedVector = vector
-                }
-                // A party that delivered the round answers a stop with its batch (§7's catch-up answer): a
-                // party that stopped after t + 1 honest parties decided on the fast path learns the batch so.
-                if fastRound < round, node != me { answerCatchUp(fastRound, to: node, &effects) }
-                joinFallback(fastRound, &state, &effects)
-            }
-        }
-
-        /// A stop's signature, and its lock: n − t valid votes for the digest it claims, and a valid vector
-        /// with that digest.
-        private func isValidStop(_ stop: FastStop, lock: FastLock?, vector: [UInt8]?, round stopRound: UInt64) -> Bool {
-            var signatures = SignatureBatch()
-            let statement = AtomicBroadcast.fastStopStatement(path: path, round: stopRound, lockedDigest: stop.lockedDigest)
-            signatures.add(stop.signature, message: statement.signingBytes, key: configuration.memberKeys[stop.member - 1])
-            if let lockedDigest = stop.lockedDigest {
-                guard let lock, let vector, lock.digest == lockedDigest,
-                    AtomicBroadcast.isWellFormed(lock, round: stopRound, path: path, configuration: configuration, into: &signatures),
-                    Array(SHA256.hash(data: vector)) == lockedDigest,
-                    AtomicBroadcast.validVector(
-                        vector, round: stopRound, path: path, configuration: configuration, limits: limits,
-                        verified: verifiedQueues) != nil
-                else { return false }
-            } else {
-                guard lock == nil, vector == nil else { return false }
-            }
-            return signatures.verify()
-        }
-
-        /// Leaves the fast path of `fastRound`: never votes or commits in it again, and tells everyone, with
-        /// its lock if it committed.
-        private mutating func stopFast(_ fastRound: UInt64, _ state: inout FastRound, _ effects: inout Effects<Message, Output>) {
-            guard !state.stopped, mayTakePart(in: fastRound) else { return }
-            state.stopped = true
-            if journaling { journal.append(.fastStop(round: fastRound)) }
-            let message = stopMessage(fastRound, state)
-            keep([Outgoing(message, to: .all)])
-            effects.broadcast(message)
-        }
-
-        private func stopMessage(_ fastRound: UInt64, _ state: FastRound) -> Message {
-            let statement = AtomicBroadcast.fastStopStatement(path: path, round: fastRound, lockedDigest: state.lock?.digest)
-            let stop = FastStop(member: me, lockedDigest: state.lock?.digest, signature: keys.identity.sign(statement))
-            return .fast(round: fastRound, .stop(stop, lock: state.lock, vector: state.lock == nil ? nil : state.lockedVector))
-        }
-
-        /// Stops once t + 1 members stopped (one of them honest), and on n − t stops proposes the fallback to
-        /// the round's agreement (`AtomicBroadcast.validFallback`).
-        private mutating func joinFallback(_ fastRound: UInt64, _ state: inout FastRound, _ effects: inout Effects<Message, Output>) {
-            if !state.stopped, state.stops.count >= configuration.weakQuorum { stopFast(fastRound, &state, &effects) }
-            guard state.stopped, state.stops.count >= configuration.quorum, !proposedRound.contains(fastRound),
-                mayTakePart(in: fastRound)
-            else { return }
-            let vector: [UInt8]
-            if let locked = state.lockedVector, state.knownLock != nil {
-                vector = locked
-            } else if let kept = state.fallbackVector {
-                vector = kept
-            } else if fastRound == round, let collected = collectedVector(of: round) {
-                vector = collected
-            } else {
-                return
-            }
-            let stops = state.stops.keys.sorted().map { state.stops[$0]! }
-            let lock = stops.contains { $0.lockedDigest != nil } ? state.knownLock : nil
-            let value = FallbackProposal(stops: stops, lock: lock, vector: vector).encoded
-            proposedRound.insert(fastRound)
-            if journaling { journal.append(.proposal(round: fastRound, value: value)) }
-            var agreement = agreements[fastRound] ?? makeAgreement(fastRound)
-            let child = agreement.propose(value)
-            agreements[fastRound] = agreement
-            let lifted = child.lifted(message: { Message.agreement(round: fastRound, $0) }, output: { _ -> Output? in nil })
-            keep(lifted.messages)
-            effects.append(lifted)
-        }
-
-        /// The timer of `timerRound` fired: leave the fast path if the round is still undecided; on the second
-        /// firing also ask the peers for the round (catch-up), in case the parties that decided it are past
-        /// answering stops. Re-armed once.
-        private mutating func handleTimeout(_ timerRound: UInt64, _ effects: inout Effects<Message, Output>) {
-            guard limits.optimistic, timerRound == round, mayTakePart(in: round) else { return }
-            var state = fast[round] ?? FastRound()
-            state.timeouts += 1
-            if state.timeouts == 1 {
-                stopFast(round, &state, &effects)
-                joinFallback(round, &state, &effects)
-                effects.send(.timeout(round: round), to: .node(me))
-            } else if state.timeouts == 2 {
-                requestCatchUp(&effects)
-            }
-            fast[round] = state
-        }
-
-        /// Runs the current round's fast path as far as it goes: the leader's proposal, this party's vote, its
-        /// commit, and the decision. Returns the vector decided, if any.
-        private mutating func advanceFast(_ effects: inout Effects<Message, Output>) -> [UInt8]? {
-            guard limits.optimistic, mayTakePart(in: round), sentQueue.contains(round) else { return nil }
-            var state = fast[round] ?? FastRound()
-            defer { fast[round] = state }
-            let leader = AtomicBroadcast.leader(of: round, configuration: configuration)
-            if !state.proposed, me == leader, !state.stopped, let vector = collectedVector(of: round) {
-                state.proposed = true
-                if journaling { journal.append(.fastProposal(round: round, vector: vector)) }
-                let message = Message.fast(round: round, .propose(vector: vector))
-                keep([Outgoing(message, to: .all)])
-                effects.broadcast(message)
-            }
-            if state.proposalDigest == nil, let proposal = state.proposal {
-                if AtomicBroadcast.validVector(
-                    proposal, round: round, path: path, configuration: configuration, limits: limits,
-                    verified: verifiedQueues) != nil
-                {
-                    state.proposalDigest = Array(SHA256.hash(data: proposal))
-                } else {
-                    state.proposal = nil
-                    effects.fault(leader, path, .invalidProof, "a-fast proposal that fails the round predicate")
-                    stopFast(round, &state, &effects)
-                }
-            }
-            if state.votedDigest == nil, !state.stopped, let digest = state.proposalDigest {
-                state.votedDigest = digest
-                if journaling { journal.append(.fastVote(round: round, digest: digest)) }
-                let message = voteMessage(round, digest: digest)
-                keep([Outgoing(message, to: .all)])
-                effects.broadcast(message)
-            }
-            if state.lock == nil, !state.stopped, let digest = state.proposalDigest, let proposal = state.proposal,
-                let lock = certifiedLock(digest, &state, &effects)
-            {
-                state.lock = lock
-                if state.knownLock == nil {
-                    state.knownLock = lock
-                    state.lockedVector = proposal
-                }
-                if journaling { journal.append(.fastLock(round: round, lock: lock, vector: proposal)) }
-                let message = Message.fast(round: round, .commit(digest: digest))
-                keep([Outgoing(message, to: .all)])
-                effects.broadcast(message)
-            }
-            // The decision: n − t commits on a digest whose vector this party holds.
-            var tally: [ByteKey: Int] = [:]
-            for digest in state.commits.values { tally[digest, default: 0] += 1 }
-            guard let (decided, _) = tally.first(where: { $0.value >= configuration.quorum }) else { return nil }
-            if let proposal = state.proposal, state.proposalDigest == decided.bytes { return decide(proposal, &state) }
-            if let locked = state.lockedVector, state.knownLock?.digest == decided.bytes { return decide(locked, &state) }
-            return nil
-        }
-
-        /// The valid queues this party holds for `someRound`, by member, as an encoded vector, once there are
-        /// n − t of them: what it proposes as leader, or to a fallback without a lock.
-        private func collectedVector(of someRound: UInt64) -> [UInt8]? {
-            guard let collected = queues[someRound], collected.count >= configuration.quorum else { return nil }
-            return AtomicBroadcast.encodeVector(collected.keys.sorted().map { collected[$0]! })
-        }
-
-        private mutating func decide(_ vector: [UInt8], _ state: inout FastRound) -> [UInt8] {
-            state.decidedFast = true
-            return vector
-        }
-
-        private func voteMessage(_ voteRound: UInt64, digest: [UInt8]) -> Message {
-            let statement = AtomicBroadcast.fastVoteStatement(path: path, round: voteRound, digest: digest)
-            return .fast(round: voteRound, .vote(digest: digest, signature: keys.identity.sign(statement)))
-        }
-
-        /// n − t valid votes for `digest`, checked as one batch once there are enough (bad ones are faults and
-        /// dropped), as a lock; nil while fewer.
-        private func certifiedLock(_ digest: [UInt8], _ state: inout FastRound, _ effects: inout Effects<Message, Output>)
-            -> FastLock?
-        {
-            let key = ByteKey(digest)
-            let voters = state.votes.filter { $0.value.digest == key }.keys.sorted()
-            guard voters.count >= configuration.quorum else { return nil }
-            let unchecked = voters.filter { !state.checkedVotes.contains($0) }
-            if !unchecked.isEmpty {
-                var batch = SignatureBatch()
-                let message = AtomicBroadcast.fastVoteStatement(path: path, round: round, digest: digest).signingBytes
-                for voter in unchecked {
-                    batch.add(state.votes[voter]!.signature, message: message, key: configuration.memberKeys[voter - 1])
-                }
-                let invalid = batch.verify() ? [] : batch.invalidIndices()
-                for (index, voter) in unchecked.enumerated() {
-                    if invalid.contains(index) {
-                        state.votes[voter] = nil
-                        effects.fault(voter, path, .invalidProof, "a-fast vote with a bad signature")
-                    } else {
-                        state.checkedVotes.insert(voter)
-                    }
-                }
-            }
-            let valid = voters.filter { state.checkedVotes.contains($0) && state.votes[$0] != nil }
-            guard valid.count >= configuration.quorum else { return nil }
-            return FastLock(
-                digest: digest,
-                votes: valid.prefix(configuration.quorum).map { FastVote(member: $0, signature: state.votes[$0]!.signature) })
-        }
-
-        /// Gives up leading the rounds up to `lastRound` (from the current one, at most `futureRoundWindow`
-        /// ahead) that this party leads: it stops their fast paths now, and the other parties stop theirs as
-        /// soon as its stop arrives, instead of waiting for their timers. For a replica about to be busy for
-        /// a while (writing a snapshot): its rounds go to agreement without it at once. Always safe (a stop
-        /// is); the rounds cost an agreement each.
-        public mutating func abdicate(through lastRound: UInt64) -> Effects<Message, Output> {
-            var effects = Effects<Message, Output>()
-            guard limits.optimistic else { return effects }
-            let last = min(lastRound, round + limits.futureRoundWindow)
-            guard last >= round else { return effects }
-            for someRound in round...last
-            where AtomicBroadcast.leader(of: someRound, configuration: configuration) == me && mayTakePart(in: someRound) {
-                var state = fast[someRound] ?? FastRound()
-                if !state.stopped {
-                    state.suspected = true
-                    stopFast(someRound, &state, &effects)
-                }
-                fast[someRound] = state
-            }
-            advance(&effects)
-            return effects
-        }
-
-        /// At the start of a round this party takes part in: arms its timer, and leaves the fast path at once
-        /// if it suspects the leader.
-        private mutating func startFast(_ effects: inout Effects<Message, Output>) {
-            guard limits.optimistic else { return }
-            effects.send(.timeout(round: round), to: .node(me))
-            let leader = AtomicBroadcast.leader(of: round, configuration: configuration)
-            guard let skips = leaderSkips[leader], skips > 0 else { return }
-            leaderSkips[leader] = skips - 1
-            var state = fast[round] ?? FastRound()
-            state.suspected = true
-            stopFast(round, &state, &effects)
-            fast[round] = state
-        }
-
-        /// After delivering `deliveredRound`: counts a fallback against its leader (doubling the rounds of
-        /// its this party skips, up to 64), or clears the count after a fast decision; keeps a valid vector
-        /// for a fallback this party may still have to join.
-        private mutating func finishFast(_ deliveredRound: UInt64, vector: [UInt8]?) {
-            guard limits.optimistic, var state = fast[deliveredRound] else { return }
-            let leader = AtomicBroadcast.leader(of: deliveredRound, configuration: configuration)
-            if state.decidedFast {
-                leaderFallbacks[leader] = 0
-            } else if state.stopped, !state.suspected {
-                let count = (leaderFallbacks[leader] ?? 0) + 1
-                leaderFallbacks[leader] = count
-                leaderSkips[leader] = min(1 << min(count - 1, 6), 64)
-            }
-            if state.fallbackVector == nil {
-                if let vector {
-                    state.fallbackVector = vector
-                } else if state.proposalDigest != nil {
-                    state.fallbackVector = state.proposal
-                } else if let collected = collectedVector(of: deliveredRound) {
-                    state.fallbackVector = collected
-                }
-            }
-            fast[deliveredRound] = state
-        }
-
-        // MARK: Catch-up
-
-        /// Asks every peer for the current round's decided vector, once per round. Used for the rounds up to
-        /// the catch-up horizon, whose messages had to be dropped: the parties ahead no longer need this
-        /// party, so it must not wait for messages they will not send again.
-        private mutating func requestCatchUp(_ effects: inout Effects<Message, Output>) {
-            guard catchUpRequestedRound != round else { return }
-            catchUpRequestedRound = round
-            effects.broadcast(.catchUpRequest(round: round))
-        }
-
-        /// `node` restarted (its shell saw a new incarnation of it, e.g. a new link `hello`): it lost every
-        /// answer and resend in flight to it, so the answers and resends it may get start counting anew.
-        /// Without this, a party killed again and again before it could take in the answers to its request
-        /// (each life asks once) uses up `catchUpAnswersPerPeerMax` for its round at every peer, and its next
-        /// life waits in that round for ever. A Byzantine peer gets a new budget only per restart its
-        /// shell reports: for the network, one authenticated connection with a new incarnation each.
-        public mutating func peerRestarted(_ node: Int) {
-            guard node != me else { return }
-            for key in catchUpAnswered.keys { catchUpAnswered[key]?[node] = nil }
-            for key in resent.keys { resent[key]?[node] = nil }
-        }
-
-        private mutating func raiseCatchUpHorizon(to droppedRound: UInt64) {
-            let (ceiling, overflow) = round.addingReportingOverflow(limits.deliveredMemoryRounds)
-            catchUpHorizon = max(catchUpHorizon, overflow ? droppedRound : min(droppedRound, ceiling))
-        }
-
-        private mutating func answerCatchUp(_ requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>) {
-            if requestedRound >= round, node != me {
-                catchUpWaiting[node] = requestedRound
-                resendOwnMessages(of: requestedRound, to: node, &effects)
-                return
-            }
-            guard node != me, let batch = deliveredBatches[requestedRound],
-                catchUpAnswered[requestedRound, default: [:]][node, default: 0] < limits.catchUpAnswersPerPeerMax
-            else { return }
-            catchUpAnswered[requestedRound, default: [:]][node, default: 0] += 1
-            effects.send(.catchUpResponse(round: requestedRound, highestRound: round - 1, batch: batch), to: .node(node))
-        }
-
-        /// Remembers this party's binding messages among `messages` for `resendOwnMessages`.
-        private mutating func keep(_ messages: [Outgoing<Message>]) {
-            for outgoing in messages {
-                guard let bindingRound = AtomicBroadcast.bindingRound(of: outgoing.message) else { continue }
-                sentBinding[bindingRound, default: []].append(outgoing)
-            }
-        }
-
-        /// Sends `node` again this party's binding messages of `requestedRound` that went to it (to all, or
-        /// to it alone), a round this party has not delivered yet. Why: a peer that crashed lost the
-        /// messages in flight to it, and a party that did not crash sends nothing of a round twice; with
-        /// more than t parties restarted in the same round, each may then wait for ever for what only the
-        /// others had sent (docs/DURABILITY.md, "Stage 2", restarts beyond t). A restarted party asks for
-        /// each round up to `futureRoundWindow` past its first one when it enters it (`catchUpHorizon`), so
-        /// this covers every round whose messages it can have lost. The peer drops what it already has: a
-        /// byte-equal queue or agreement message is no new input. At most `catchUpAnswersPerPeerMax` times
-        /// per round and peer, so a Byzantine peer's requests cost a bounded number of messages.
-        private mutating func resendOwnMessages(
-            of requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>
-        ) {
-            guard let messages = sentBinding[requestedRound],
-                resent[requestedRound, default: [:]][node, default: 0] < limits.catchUpAnswersPerPeerMax
-            else { return }
-            resent[requestedRound, default: [:]][node, default: 0] += 1
-            for outgoing in messages where outgoing.recipient == .all || outgoing.recipient == .node(node) {
-                resentMessageCount += 1
-                effects.send(outgoing.message, to: .node(node))
-            }
-        }
-
-        /// Delivers round r from catch-up answers once t + 1 parties sent the same batch: one of them is
-        /// honest, and every honest party delivered that batch in round r (validated agreement decided the
-        /// same vector at all of them, and they deduplicate alike). A batch no honest party can have
-        /// delivered (not in digest order, over the caps, or repeating a request delivered here) is a fault.
-        private mutating func receiveCatchUp(
-            _ answeredRound: UInt64, highestRound: UInt64, batch: [[UInt8]], from node: Int,
-            _ effects: inout Effects<Message, Output>
-        ) {
-            guard node != me, answeredRound == round, catchUpAnswers[node] == nil, agreements[round]?.output == nil
-            else { return }
-            let digests = batch.map(AtomicBroadcast.digest)
-            let inOrder = zip(digests, digests.dropFirst()).allSatisfy { $0.0.lexicographicallyPrecedes($0.1) }
-            guard inOrder, batch.count <= configuration.replicas * limits.batchCountMax,
-                batch.allSatisfy({ $0.count <= limits.requestBytesMax }), digests.allSatisfy({ delivered[ByteKey($0)] == nil })
-            else {
-                effects.fault(node, path, .invalidProof, "catch-up batch for round \(answeredRound) is not possible")
-                return
-            }
-            catchUpAnswers[node] = batch
-            let matching = catchUpAnswers.values.filter { $0 == batch }.count
-            guard matching >= configuration.weakQuorum else { return }
-            caughtUpRoundCount += 1
-            complete(batch, digests: digests, &effects)
-            // Still behind: ask for the next round right away.
-            if highestRound >= round { requestCatchUp(&effects) }
-        }
-
-        private mutating func makeAgreement(_ agreementRound: UInt64) -> ValidatedAgreement.Instance {
+        mutating func makeAgreement(_ agreementRound: UInt64) -> ValidatedAgreement.Instance {
             let path = self.path
             let configuration = self.configuration
             let limits = self.limits
@@ -835,7 +384,7 @@ extension AtomicBroadcast {
                 })
         }
 
-        private mutating func advance(_ effects: inout Effects<Message, Output>) {
+        mutating func advance(_ effects: inout Effects<Message, Output>) {
             while true {
                 // Messages of this round were dropped: only catch-up is sure to finish it.
                 if round <= catchUpHorizon { requestCatchUp(&effects) }
@@ -890,7 +439,7 @@ extension AtomicBroadcast {
 
         /// This round's queue: the pending requests this party is a proposer of (`AtomicBroadcast.isProposer`),
         /// and every request already passed over in an earlier round's queue, in submission order up to the caps.
-        private mutating func signedQueue() -> SignedQueue {
+        mutating func signedQueue() -> SignedQueue {
             var batch = [[UInt8]]()
             var bytes = 0
             let queueBytesMax = limits.queueBytesMax(replicas: configuration.replicas)
@@ -910,7 +459,7 @@ extension AtomicBroadcast {
         }
 
         /// Delivers the decided vector's new requests, sorted by digest, and moves to the next round.
-        private mutating func deliver(_ value: [UInt8], _ effects: inout Effects<Message, Output>) {
+        mutating func deliver(_ value: [UInt8], _ effects: inout Effects<Message, Output>) {
             // The predicate held when the value was decided (or checked on catch-up), so the vector decodes
             // and its signatures need no second check.
             guard let vector = AtomicBroadcast.validVector(
@@ -952,7 +501,7 @@ extension AtomicBroadcast {
         }
 
         /// Delivers `requests` (with their `digests`) as this round's batch and moves to the next round.
-        private mutating func complete(
+        mutating func complete(
             _ requests: [[UInt8]], digests: [[UInt8]], attested: [Bool] = [], vector: [UInt8]? = nil,
             _ effects: inout Effects<Message, Output>
         ) {
@@ -975,7 +524,7 @@ extension AtomicBroadcast {
         }
 
         /// Records `digests` as delivered in `round`, for deduplication until the round is forgotten.
-        private mutating func rememberDelivered(_ digests: [[UInt8]], round: UInt64) {
+        mutating func rememberDelivered(_ digests: [[UInt8]], round: UInt64) {
             guard !digests.isEmpty else { return }
             for digest in digests { delivered[ByteKey(digest)] = round }
             deliveredByRound[round, default: []].append(contentsOf: digests)
@@ -987,7 +536,7 @@ extension AtomicBroadcast {
         /// the window of a party in round r − `futureRoundWindow`), so it gets no catch-up, and it needs our
         /// c-ready signatures on its own commit before it may release its coin share and vote. Parties
         /// further behind have dropped one of our messages and catch up instead.
-        private mutating func collectGarbage() {
+        mutating func collectGarbage() {
             queues = queues.filter { $0.key >= round }
             verifiedQueues.forget(below: round)
             // Only the current round is ever looked up in this one.
