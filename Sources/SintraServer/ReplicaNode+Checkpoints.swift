@@ -92,10 +92,10 @@ extension ReplicaNode {
             lastExecutedRound >= pending.round + snapshotWriteDelay
         else { return }
         unsavedSnapshot = nil
-        // The write holds this actor: hand the rounds this node would lead meanwhile to agreement now, so the
-        // peers do not wait for their timers (`AtomicBroadcast.Instance.abdicate`). The write is expected to
-        // take about as long as the last one.
-        let busyRounds = UInt64((snapshotWriteSeconds / max(smoothedRoundSeconds, 0.001)).rounded(.up)) + 1
+        // The write holds this actor: hand the rounds this node would lead meanwhile to their substitutes now,
+        // so the peers do not wait for their timers (`AtomicBroadcast.Instance.abdicate`). The write is
+        // expected to take about as long as the last one; half as long again, and two rounds, for margin.
+        let busyRounds = UInt64((1.5 * snapshotWriteSeconds / max(smoothedRoundSeconds, 0.001)).rounded(.up)) + 2
         perform(instance.abdicate(through: instance.round + busyRounds))
         let started = ContinuousClock.now
         do {

@@ -199,9 +199,10 @@ import Testing
         #expect(second.messages.contains { if case .fast(1, .stop) = $0.message { true } else { false } })
     }
 
-    /// A leader that gives its round up (`abdicate`, before a long write) makes every party stop at once:
-    /// the round is decided by agreement without any timer.
-    @Test func anAbdicatingLeaderHandsItsRoundToAgreement() throws {
+    /// A leader that gives its round up (`abdicate`, before a long write) hands it to its substitute, the
+    /// next member: the round is decided on the fast path, without any timer and without agreement, and
+    /// the leader (which no longer votes) delivers the same batch.
+    @Test func anAbdicatingLeaderHandsItsRoundToItsSubstitute() throws {
         var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 34)
         network.holding = { _, _, message in Self.isTimer(message) }
         network.absorb(network.nodes[1]!.abdicate(through: 1), from: 1)
@@ -210,7 +211,43 @@ import Testing
         #expect(reference.count == 1)
         for me in 1...4 {
             #expect(network.outputs[me] == reference)
-            #expect(network.nodes[me]!.agreedRoundCount == 1)
+            #expect(network.nodes[me]!.agreedRoundCount == 0)
+            #expect(network.nodes[me]!.fastRoundCount == 1)
+        }
+        #expect(network.faults.isEmpty)
+    }
+
+    /// An abdication far ahead (a write that outlasts the rounds peers keep messages for): every round the
+    /// leader leads up to there (1, 5, 9, 13) goes to its substitute on the fast path, with no timer and no
+    /// agreement.
+    @Test func anAbdicationCoversRoundsBeyondTheWindow() throws {
+        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 36)
+        network.holding = { _, _, message in Self.isTimer(message) }
+        network.absorb(network.nodes[1]!.abdicate(through: 13), from: 1)
+        for index in 0..<13 { Self.round(&network, "wave \(index)") }
+        for me in 1...4 {
+            #expect(network.outputs[me]?.count == 13)
+            #expect(network.nodes[me]!.agreedRoundCount == 0)
+            #expect(network.nodes[me]!.fastRoundCount == 13)
+        }
+        #expect(network.faults.isEmpty)
+    }
+
+    /// The substitute's proposal counts only after the leader's abdication: sent without one by a Byzantine
+    /// substitute, even an invalid one is held unchecked, nobody votes on it, and the leader's round decides
+    /// as usual.
+    @Test func aSubstitutesProposalWaitsForTheLeadersAbdication() throws {
+        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 35)
+        network.holding = { _, _, message in Self.isTimer(message) }
+        // Member 2 (round 1's substitute) proposes an empty vector before anything else happens.
+        let early = Message.fast(round: 1, .propose(vector: AtomicBroadcast.encodeVector([])))
+        for me in [1, 3, 4] { network.absorb(network.nodes[me]!.handle(early, from: 2), from: me) }
+        Self.round(&network, "early")
+        let reference = Self.delivered(network, 1)
+        #expect(reference.count == 1)
+        for me in 1...4 {
+            #expect(network.outputs[me] == reference)
+            #expect(network.nodes[me]!.fastRoundCount == 1)
         }
         #expect(network.faults.isEmpty)
     }

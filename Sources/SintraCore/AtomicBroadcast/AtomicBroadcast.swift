@@ -202,9 +202,11 @@ public enum AtomicBroadcast {
     /// round r can be contradicted by a different one for the same round, so a party that may have sent
     /// one must remember it across a restart (docs/DURABILITY.md, the send horizon). Catch-up requests and
     /// answers carry no choice of the sender (an answer is a delivered batch), so they bind nothing: nil;
-    /// nor does a timer. Every fast-path message binds (a vote, a commit that reports a lock, a stop).
+    /// nor does a timer. Every fast-path message binds (a vote, a commit that reports a lock, a stop) but
+    /// an abdication, which only says who proposes.
     public static func bindingRound(of message: Message) -> UInt64? {
         switch message {
+        case .fast(_, .abdicate): nil
         case .queue(let round, _), .agreement(let round, _), .fast(let round, _): round
         case .catchUpRequest, .catchUpResponse, .timeout: nil
         }

@@ -14,8 +14,15 @@ extension AtomicBroadcast.Instance {
     /// What this party knows and did in one round's fast path. Every collection holds at most one entry
     /// per member (first one counts), so a round costs O(n) here whatever peers send.
     struct FastRound {
-        /// The leader's first proposal, and its digest once checked valid (nil digest: not checked yet).
+        /// The proposal this party votes on, and its digest once checked valid (nil digest: not checked
+        /// yet): the leader's first one, or the substitute's once the leader stopped before this party voted.
         var proposal: [UInt8]?
+        /// The substitute's first proposal (`AtomicBroadcast.substitute`), held until the leader's stop, and
+        /// its digest (not a sign of validity: computed once, to recognise a decision on it).
+        var substituteProposal: [UInt8]?
+        var substituteDigest: [UInt8]?
+        /// This party took the leader's stop before it voted: it votes on the substitute's proposal.
+        var substituted = false
         var proposalDigest: [UInt8]?
         var proposed = false
         var votedDigest: [UInt8]?
@@ -38,13 +45,22 @@ extension AtomicBroadcast.Instance {
         /// A valid vector of the round kept after delivery, for a fallback this party joins late.
         var fallbackVector: [UInt8]?
 
-        var messageCount: Int { (proposal == nil ? 0 : 1) + votes.count + commits.count + stops.count }
+        var messageCount: Int {
+            (proposal == nil ? 0 : 1) + (substituteProposal == nil ? 0 : 1) + votes.count + commits.count + stops.count
+        }
     }
 
     /// Handles a fast-path message of `fastRound` from `node`.
     mutating func handleFast(
         _ message: FastMessage, round fastRound: UInt64, from node: Int, _ effects: inout Effects<Message, Output>
     ) {
+        if case .abdicate(let through) = message {
+            // One value per member, at most `deliveredMemoryRounds` ahead of this party.
+            guard limits.optimistic else { return }
+            let (cap, overflow) = round.addingReportingOverflow(limits.deliveredMemoryRounds)
+            abdicatedThrough[node] = max(abdicatedThrough[node] ?? 0, overflow ? through : min(through, cap))
+            return
+        }
         guard limits.optimistic, mayTakePart(in: fastRound) else { return }
         // Rounds whose agreements are kept (a late fallback) through the window ahead.
         guard fastRound >= round || agreements[fastRound] != nil || fast[fastRound] != nil else { return }
@@ -58,10 +74,26 @@ extension AtomicBroadcast.Instance {
         switch message {
         case .propose(let vector):
             guard fastRound >= round else { return }
-            guard node == AtomicBroadcast.leader(of: fastRound, configuration: configuration) else {
+            let leader = AtomicBroadcast.leader(of: fastRound, configuration: configuration)
+            if node != leader, node == AtomicBroadcast.substitute(of: fastRound, configuration: configuration) {
+                if let earlier = state.substituteProposal {
+                    if earlier != vector {
+                        effects.fault(node, path, .equivocation, "two fast-path proposals for round \(fastRound)")
+                        if fastRound == round { stopFast(fastRound, &state, &effects) }
+                    }
+                    return
+                }
+                state.substituteProposal = vector
+                state.substituteDigest = Array(SHA256.hash(data: vector))
+                if state.substituted { state.proposal = vector }
+                return
+            }
+            guard node == leader else {
                 effects.fault(node, path, .notAllowed, "a-fast propose from a member that does not lead round \(fastRound)")
                 return
             }
+            // Once this party turned to the substitute, the leader's vector is not voted on here.
+            guard !state.substituted else { return }
             if let earlier = state.proposal {
                 if earlier != vector {
                     effects.fault(node, path, .equivocation, "two fast-path proposals for round \(fastRound)")
@@ -93,7 +125,7 @@ extension AtomicBroadcast.Instance {
                 return
             }
             state.stops[node] = stop
-            // The leader gave its round up: nobody waits for its timer.
+            // The leader left its round: nobody waits for its timer.
             if node == AtomicBroadcast.leader(of: fastRound, configuration: configuration), !state.stopped,
                 fastRound >= round
             {
@@ -108,6 +140,8 @@ extension AtomicBroadcast.Instance {
             // party that stopped after t + 1 honest parties decided on the fast path learns the batch so.
             if fastRound < round, node != me { answerCatchUp(fastRound, to: node, &effects) }
             joinFallback(fastRound, &state, &effects)
+        case .abdicate:
+            return  // handled above, for any round
         }
     }
 
@@ -202,7 +236,17 @@ extension AtomicBroadcast.Instance {
         var state = fast[round] ?? FastRound()
         defer { fast[round] = state }
         let leader = AtomicBroadcast.leader(of: round, configuration: configuration)
-        if !state.proposed, me == leader, !state.stopped, let vector = collectedVector(of: round) {
+        let substitute = AtomicBroadcast.substitute(of: round, configuration: configuration)
+        // The leader gave the round up ahead: a party that has not voted yet votes on the substitute's vector.
+        let leaderGone = (abdicatedThrough[leader] ?? 0) >= round
+        if leaderGone, !state.substituted, state.votedDigest == nil {
+            state.substituted = true
+            state.suspected = true
+            state.proposal = state.substituteProposal
+            state.proposalDigest = nil
+        }
+        let proposer = leaderGone ? substitute : leader
+        if !state.proposed, me == proposer, !state.stopped, let vector = collectedVector(of: round) {
             state.proposed = true
             if journaling { journal.append(.fastProposal(round: round, vector: vector)) }
             let message = Message.fast(round: round, .propose(vector: vector))
@@ -217,7 +261,9 @@ extension AtomicBroadcast.Instance {
                 state.proposalDigest = Array(SHA256.hash(data: proposal))
             } else {
                 state.proposal = nil
-                effects.fault(leader, path, .invalidProof, "a-fast proposal that fails the round predicate")
+                effects.fault(
+                    state.substituted ? substitute : leader, path, .invalidProof,
+                    "a-fast proposal that fails the round predicate")
                 stopFast(round, &state, &effects)
             }
         }
@@ -247,6 +293,11 @@ extension AtomicBroadcast.Instance {
         guard let (decided, _) = tally.first(where: { $0.value >= configuration.quorum }) else { return nil }
         if let proposal = state.proposal, state.proposalDigest == decided.bytes { return decide(proposal, &state) }
         if let locked = state.lockedVector, state.knownLock?.digest == decided.bytes { return decide(locked, &state) }
+        // n − t commits include t + 1 honest parties, which checked the vector before they voted: a party
+        // that voted for the leader's vector, or none, may hold the substitute's decided one.
+        if let held = state.substituteProposal, state.substituteDigest == decided.bytes {
+            return decide(held, &state)
+        }
         return nil
     }
 
@@ -299,25 +350,16 @@ extension AtomicBroadcast.Instance {
             votes: valid.prefix(configuration.quorum).map { FastVote(member: $0, signature: state.votes[$0]!.signature) })
     }
 
-    /// Gives up leading the rounds up to `lastRound` (from the current one, at most `futureRoundWindow`
-    /// ahead) that this party leads: it stops their fast paths now, and the other parties stop theirs as
-    /// soon as its stop arrives, instead of waiting for their timers. For a replica about to be busy for
-    /// a while (writing a snapshot): its rounds go to agreement without it at once. Always safe (a stop
-    /// is); the rounds cost an agreement each.
+    /// Gives up leading the rounds up to `lastRound` that this party leads: each goes to its substitute
+    /// (`AtomicBroadcast.substitute`), which proposes as soon as the `abdicate` message arrives, so the
+    /// peers neither wait for their timers nor fall back to agreement. For a replica about to be busy for a
+    /// while (writing a snapshot). This party still votes in those rounds if it can; it only does not
+    /// propose.
     public mutating func abdicate(through lastRound: UInt64) -> Effects<Message, Output> {
         var effects = Effects<Message, Output>()
-        guard limits.optimistic else { return effects }
-        let last = min(lastRound, round + limits.futureRoundWindow)
-        guard last >= round else { return effects }
-        for someRound in round...last
-        where AtomicBroadcast.leader(of: someRound, configuration: configuration) == me && mayTakePart(in: someRound) {
-            var state = fast[someRound] ?? FastRound()
-            if !state.stopped {
-                state.suspected = true
-                stopFast(someRound, &state, &effects)
-            }
-            fast[someRound] = state
-        }
+        guard limits.optimistic, lastRound >= round else { return effects }
+        abdicatedThrough[me] = max(abdicatedThrough[me] ?? 0, lastRound)
+        effects.broadcast(.fast(round: round, .abdicate(through: lastRound)))
         advance(&effects)
         return effects
     }

@@ -90,6 +90,9 @@ extension AtomicBroadcast {
         /// Per member: rounds it led in a row that fell back here, and how many of its next rounds this
         /// party leaves at once instead of waiting for its timer (suspicion: local, it only saves time).
         var leaderFallbacks: [Int: Int] = [:]
+        /// Per member: the last round it gave up leading (`FastMessage.abdicate`); its substitute proposes
+        /// in its rounds up to there. At most n entries.
+        var abdicatedThrough: [Int: UInt64] = [:]
         var leaderSkips: [Int: Int] = [:]
         /// Rounds this party delivered from its fast path.
         public internal(set) var fastRoundCount = 0

@@ -316,6 +316,8 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
             return "a-fast commit \(short(digest))"
         case .stop(let stop, _, _):
             return "a-fast stop of \(stop.member)" + (stop.lockedDigest.map { " locked on \(short($0))" } ?? "")
+        case .abdicate(let through):
+            return "a-fast abdicate through r\(through)"
         }
     }
 

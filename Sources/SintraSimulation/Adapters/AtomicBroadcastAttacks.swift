@@ -213,9 +213,9 @@ public struct AtomicBroadcastAttacks {
     /// The most messages an honest replica may hold: one queue per member for each round in the window
     /// ahead, and the agreements of the rounds from a window behind to a window ahead.
     static func bufferedMessageCountMax(replicas: Int, limits: AtomicBroadcast.Limits) -> Int {
-        // Future queues, kept agreements, and per future round a fast-path proposal and a vote, a commit
-        // and a stop per member.
+        // Future queues, kept agreements, and per future round two fast-path proposals (the leader's and
+        // the substitute's) and a vote, a commit and a stop per member.
         Int(limits.futureRoundWindow) * replicas + 2 * Int(limits.futureRoundWindow) + 1
-            + Int(limits.futureRoundWindow) * (1 + 3 * replicas)
+            + Int(limits.futureRoundWindow) * (2 + 3 * replicas)
     }
 }
