@@ -43,11 +43,11 @@ extension ReplicaNode {
     /// checkpoint (its own, or one installed by state transfer) came first.
     func finishCheckpoint(round: UInt64, state: [UInt8], digest: [UInt8]) {
         guard !shuttingDown, !isStopped, round > snapshotRound, round > (unsavedSnapshot?.round ?? 0) else { return }
-        if store != nil {
+        if store == nil {
+            snapshotRound = round
+        } else if (round / snapshotInterval) % snapshotWriteEvery == 0 {
             unsavedSnapshot = (round, state)
             saveDueSnapshot()
-        } else {
-            snapshotRound = round
         }
         statistics.snapshots += 1
         servedStates[round] = state

@@ -47,8 +47,13 @@ struct ReplicaCommand: AsyncParsableCommand {
             """)
     var reseed = false
 
-    @Option(name: .long, help: "Rounds between signed checkpoints (each one a snapshot); the same on every replica.")
+    @Option(name: .long, help: "Rounds between signed checkpoints; the same on every replica.")
     var snapshotInterval: UInt64 = ReplicaNode.Options().snapshotInterval
+
+    @Option(
+        name: .long,
+        help: "Write every N-th checkpoint into the store as its snapshot (a local choice; restarts replay at most N intervals).")
+    var snapshotWriteEvery: UInt64 = ReplicaNode.Options().snapshotWriteEvery
 
     @Option(
         name: .long,
@@ -169,6 +174,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         options.logger = logger
         options.network.logger = Logger(label: "sintra.network")
         options.snapshotInterval = max(1, snapshotInterval)
+        options.snapshotWriteEvery = max(1, snapshotWriteEvery)
         options.stateTransferLag = stateTransferLag
         let node: ReplicaNode
         if inMemory {

@@ -202,6 +202,7 @@ struct ServeBudgetTests {
     @Test func certificatesFormAndTheLogIsCollected() async throws {
         let cluster = try DurableCluster { _, options in
             options.snapshotInterval = 4
+            options.snapshotWriteEvery = 1
             options.broadcastLimits.deliveredMemoryRounds = 8
         }
         let nodes = cluster.nodes

@@ -50,6 +50,7 @@ import Testing
             var options = ReplicaNode.Options.testing
             options.store = store
             options.snapshotInterval = 4
+            options.snapshotWriteEvery = 1
             return (try ReplicaNode(cluster: configuration, secrets: keys.secrets[index - 1], options: options), store)
         }
         var opened = try (1...4).map { try open($0) }
