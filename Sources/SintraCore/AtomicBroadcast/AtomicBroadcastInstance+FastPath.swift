@@ -76,13 +76,7 @@ extension AtomicBroadcast.Instance {
             guard fastRound >= round else { return }
             let leader = AtomicBroadcast.leader(of: fastRound, configuration: configuration)
             if node != leader, node == AtomicBroadcast.substitute(of: fastRound, configuration: configuration) {
-                if let earlier = state.substituteProposal {
-                    if earlier != vector {
-                        effects.fault(node, path, .equivocation, "two fast-path proposals for round \(fastRound)")
-                        if fastRound == round { stopFast(fastRound, &state, &effects) }
-                    }
-                    return
-                }
+                guard !repeated(state.substituteProposal, vector, from: node, fastRound, &state, &effects) else { return }
                 state.substituteProposal = vector
                 state.substituteDigest = Array(SHA256.hash(data: vector))
                 if state.substituted { state.proposal = vector }
@@ -93,14 +87,8 @@ extension AtomicBroadcast.Instance {
                 return
             }
             // Once this party turned to the substitute, the leader's vector is not voted on here.
-            guard !state.substituted else { return }
-            if let earlier = state.proposal {
-                if earlier != vector {
-                    effects.fault(node, path, .equivocation, "two fast-path proposals for round \(fastRound)")
-                    if fastRound == round { stopFast(fastRound, &state, &effects) }
-                }
-                return
-            }
+            guard !state.substituted, !repeated(state.proposal, vector, from: node, fastRound, &state, &effects)
+            else { return }
             state.proposal = vector
         case .vote(let digest, let signature):
             guard fastRound >= round else { return }
@@ -143,6 +131,20 @@ extension AtomicBroadcast.Instance {
         case .abdicate:
             return  // handled above, for any round
         }
+    }
+
+    /// Whether `vector` comes after an `earlier` proposal of the same proposer in `fastRound`: a different
+    /// one is equivocation, a fault, and this party leaves the current round's fast path.
+    mutating func repeated(
+        _ earlier: [UInt8]?, _ vector: [UInt8], from node: Int, _ fastRound: UInt64, _ state: inout FastRound,
+        _ effects: inout Effects<Message, Output>
+    ) -> Bool {
+        guard let earlier else { return false }
+        if earlier != vector {
+            effects.fault(node, path, .equivocation, "two fast-path proposals for round \(fastRound)")
+            if fastRound == round { stopFast(fastRound, &state, &effects) }
+        }
+        return true
     }
 
     /// A stop's signature, and its lock: n − t valid votes for the digest it claims, and a valid vector
