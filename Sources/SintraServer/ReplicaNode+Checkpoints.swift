@@ -84,7 +84,7 @@ extension ReplicaNode {
     }
 
     /// Writes the checkpoint waiting for its turn (`snapshotWriteDelay`) once the replica has executed that
-    /// many rounds past it: the snapshot (the log at or below `round − deliveredMemoryRounds` goes; the
+    /// many rounds past it: the snapshot (the log at or below `round − catchUpRounds` goes; the
     /// rounds kept below the snapshot are what this replica answers peers' catch-up requests from after a
     /// restart), and the stable certificate if it certifies that round.
     func saveDueSnapshot() {
@@ -101,7 +101,7 @@ extension ReplicaNode {
         do {
             try store.saveSnapshot(
                 ReplicaStore.Snapshot(round: pending.round, state: pending.state, format: 2),
-                keepRounds: instance.limits.deliveredMemoryRounds)
+                keepRounds: instance.limits.catchUpRounds)
             let elapsed = started.duration(to: .now)
             snapshotWriteSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         } catch {

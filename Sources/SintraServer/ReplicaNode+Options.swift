@@ -18,25 +18,31 @@ extension ReplicaNode {
         /// (in memory, to serve state transfer; on disk every `snapshotWriteEvery`-th time) and signs the
         /// state's digest.
         ///
-        /// 64, the peers' catch-up memory (`broadcastLimits.deliveredMemoryRounds`): a replica that installs
-        /// the latest stable checkpoint catches up the rounds after it from the peers' memory, so the
-        /// checkpoints must come at least that often (a longer interval would leave a laggard that installed
-        /// one unable to catch up the rest until the next). Every snapshot is a checkpoint, so the state a
-        /// certificate covers is always one a peer keeps and can serve.
-        public var snapshotInterval: UInt64 = 64
-        /// Every how many checkpoints the node writes one into its store as the snapshot (and prunes the log
-        /// below it, keeping `deliveredMemoryRounds`). Recovery replays at most `snapshotWriteEvery` ×
-        /// `snapshotInterval` rounds; the log keeps that many plus `deliveredMemoryRounds`. A local choice.
+        /// At most the peers' catch-up memory (`broadcastLimits.catchUpRounds`, 256; the node refuses to
+        /// start otherwise, `Options.Invalid`): a replica that installs the latest stable checkpoint catches
+        /// up the rounds after it from the peers' memory, so the checkpoints must come at least that often (a
+        /// longer interval would leave a laggard that installed one unable to catch up the rest until the
+        /// next). Every snapshot is a checkpoint, so the state a certificate covers is always one a peer
+        /// keeps and can serve. The same on every replica of a cluster.
         ///
-        /// 4: writing the whole state into SQLite (through its WAL, then into the file) at every checkpoint
-        /// cost about a quarter of the throughput with 200,000 keys (n = 4, 2,000 callers on 32 signers:
-        /// 23,000 puts/s at p50 60 ms writing every checkpoint, 28,500 at p50 55 ms every fourth; BENCHMARKS.md).
-        /// The checkpoints themselves (state digest, vote, certificate, served state) are unchanged.
-        public var snapshotWriteEvery: UInt64 = 4
+        /// 256: encoding and hashing the whole state at each checkpoint is the cost (n = 4, 2,000 callers on
+        /// 32 signers, 200,000 keys: checkpoints every 64 rounds, none written, cost 30 % of the throughput;
+        /// BENCHMARKS.md). The deduplication memory a checkpoint carries stays 64 rounds.
+        public var snapshotInterval: UInt64 = 256
+        /// Every how many checkpoints the node writes one into its store as the snapshot (and prunes the log
+        /// below it, keeping `broadcastLimits.catchUpRounds` to answer catch-up after a restart). Recovery
+        /// replays at most `snapshotWriteEvery` × `snapshotInterval` rounds; the log keeps that many plus
+        /// `catchUpRounds`. A local choice.
+        ///
+        /// 1 with checkpoints every 256 rounds, so that a restart replays at most 256 rounds. Writing the
+        /// whole state into SQLite (through its WAL, then into the file) is the cost: with checkpoints every
+        /// 64 rounds, writing each cost about a quarter of the throughput with 200,000 keys, and every fourth
+        /// was the default then (BENCHMARKS.md).
+        public var snapshotWriteEvery: UInt64 = 1
         /// How far (in rounds) a stable checkpoint must be ahead of the last delivered round before the node
         /// fetches its state instead of catching up round by round; nil: half the peers' catch-up memory
-        /// (`broadcastLimits.deliveredMemoryRounds / 2`, 32), where catch-up starts to be at risk. A local
-        /// choice (replicas may differ); lower values make a slow replica transfer more often.
+        /// (`broadcastLimits.catchUpRounds / 2`, 128), where catch-up starts to be at risk. A local choice
+        /// (replicas may differ); lower values make a slow replica transfer more often.
         public var stateTransferLag: UInt64?
         /// How long a state-transfer request may go unanswered before the node asks another peer.
         public var stateTransferTimeout: Duration = .seconds(10)
@@ -56,6 +62,21 @@ extension ReplicaNode {
         var forgesServedStates = false
 
         public init() {}
+
+        /// Options a node refuses to start with.
+        public enum Invalid: Error, Equatable, CustomStringConvertible {
+            /// Checkpoints further apart than the catch-up memory: a laggard that installed one could not
+            /// catch up the rounds after it.
+            case snapshotIntervalOverCatchUpMemory(interval: UInt64, catchUpRounds: UInt64)
+
+            public var description: String {
+                switch self {
+                case .snapshotIntervalOverCatchUpMemory(let interval, let rounds):
+                    "checkpoints every \(interval) rounds exceed the catch-up memory of \(rounds) rounds; "
+                        + "lower the snapshot interval or raise the catch-up memory"
+                }
+            }
+        }
     }
 
     /// Counters for logs and tests.

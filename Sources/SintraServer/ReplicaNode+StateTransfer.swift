@@ -27,7 +27,7 @@ extension ReplicaNode {
 
     /// Starts (or retargets) a state transfer if the latest stable checkpoint is so far ahead that catching
     /// up round by round may be impossible: the peers remember decided vectors of their last
-    /// `deliveredMemoryRounds` rounds only, so a checkpoint half that far ahead (`stateTransferLag`) is the
+    /// `catchUpRounds` rounds only, so a checkpoint half that far ahead (`stateTransferLag`) is the
     /// point where fetching the state is the sure way. A reseeding node transfers from any checkpoint ahead
     /// of it.
     func considerTransfer() {

@@ -129,8 +129,13 @@ public actor ReplicaNode {
     public var executionChain: [UInt8] { execution.chain }
 
     /// A node for replica `secrets.index` of `cluster`. With `options.store`, restores the state it holds
-    /// (throws `StoreError` if it belongs to another replica or does not decode).
+    /// (throws `StoreError` if it belongs to another replica or does not decode; `Options.Invalid` for options
+    /// it cannot run with).
     public init(cluster: ClusterConfiguration, secrets: ReplicaSecrets, options: Options = Options()) throws {
+        guard options.snapshotInterval <= options.broadcastLimits.catchUpRounds else {
+            throw Options.Invalid.snapshotIntervalOverCatchUpMemory(
+                interval: options.snapshotInterval, catchUpRounds: options.broadcastLimits.catchUpRounds)
+        }
         let configuration = try GroupConfiguration(cluster: cluster)
         let keys = try LocalKeys(secrets: secrets)
         self.member = secrets.index
@@ -143,7 +148,7 @@ public actor ReplicaNode {
         self.stateTransferTimeout = options.stateTransferTimeout
         self.fastPathTimeoutBounds = (options.fastPathTimeoutMin, options.fastPathTimeoutMax)
         self.stateBytesMax = options.stateBytesMax
-        self.stateTransferLag = max(1, options.stateTransferLag ?? options.broadcastLimits.deliveredMemoryRounds / 2)
+        self.stateTransferLag = max(1, options.stateTransferLag ?? options.broadcastLimits.catchUpRounds / 2)
         self.forgesServedStates = options.forgesServedStates
         var resumption: AtomicBroadcast.Instance.Resumption?
         var recovered: Recovered?

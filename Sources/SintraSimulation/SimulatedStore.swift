@@ -14,7 +14,7 @@ import SintraCore
 ///   the highest round of a binding message among the messages (`AtomicBroadcast.bindingRound(of:)`), and
 ///   drops the entries of rounds the instance no longer rebuilds, as one group commit;
 /// - `snapshotIfDue(after:interval:state:)` after the call's batches are executed: every `interval`
-///   rounds, replaces the snapshot and deletes the log at or below `round − deliveredMemoryRounds`;
+///   rounds, replaces the snapshot and deletes the log at or below `round − catchUpRounds`;
 /// - `resumption` is what `ReplicaNode`'s `Recovered` hands the restarted instance: with `journaling`, the
 ///   journal and no silent rounds (stage 2: the instance rebuilds what it sent and sends it again); without,
 ///   the send horizon (stage 1: silent up to it), kept so that the two can be compared.

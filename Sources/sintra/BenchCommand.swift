@@ -3,7 +3,9 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SintraClient
+import SintraCore
 import SintraReplica
+import SintraServer
 
 /// `sintra bench`: a closed-loop load of many clients against a local cluster of replica processes, with
 /// throughput, latency percentiles, batch sizes and CPU per replica as text or JSON.
@@ -54,6 +56,16 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: "Write every N-th checkpoint into the replicas' stores (sintra replica --snapshot-write-every).")
+    var snapshotWriteEvery: UInt64?
+
+    @Option(
+        name: .long,
+        help: "Rounds of ordered batches the replicas keep for lagging peers (sintra replica --catch-up-memory).")
+    var catchUpMemory: UInt64?
+
+    @Option(
+        name: .long,
         help: """
             Sign requests as this many clients, each carrying the puts of many of the --clients callers \
             (client-side batching: one signature per request, not per put); 0: every client signs its own puts.
@@ -79,13 +91,23 @@ struct BenchCommand: AsyncParsableCommand {
         guard (clientRequestsMax ?? 1) >= 1 else { throw ValidationError("--client-requests-max must be positive") }
         guard (0...clients).contains(signers) else { throw ValidationError("--signers must be in 0…--clients") }
         guard (snapshotInterval ?? 1) >= 1 else { throw ValidationError("--snapshot-interval must be positive") }
+        guard (snapshotWriteEvery ?? 1) >= 1 else { throw ValidationError("--snapshot-write-every must be positive") }
+        var limits = AtomicBroadcast.Limits()
+        if let catchUpMemory { limits.catchUpMemoryRounds = catchUpMemory }
+        let interval = snapshotInterval ?? ReplicaNode.Options().snapshotInterval
+        guard interval <= limits.catchUpRounds else {
+            throw ValidationError(
+                "--snapshot-interval \(interval) exceeds the catch-up memory of \(limits.catchUpRounds) rounds (--catch-up-memory)")
+        }
     }
 
     func run() async throws {
         let local = try LocalCluster(
             replicas: replicas, label: "bench", inMemory: inMemory,
             replicaArguments: (clientRequestsMax.map { ["--client-requests-max", "\($0)"] } ?? [])
-                + (snapshotInterval.map { ["--snapshot-interval", "\($0)"] } ?? []))
+                + (snapshotInterval.map { ["--snapshot-interval", "\($0)"] } ?? [])
+                + (snapshotWriteEvery.map { ["--snapshot-write-every", "\($0)"] } ?? [])
+                + (catchUpMemory.map { ["--catch-up-memory", "\($0)"] } ?? []))
         defer { local.stop() }
         try await local.waitUntilServing()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -62,6 +62,13 @@ struct ReplicaCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Rounds of ordered batches kept to answer lagging peers (a local choice; at least the snapshot interval).",
+            valueName: "rounds"))
+    var catchUpMemory: UInt64 = AtomicBroadcast.Limits().catchUpMemoryRounds
+
+    @Option(
+        name: .long,
         help: "Requests one client connection may have unanswered; further ones are refused 'overloaded' (retryable).")
     var clientRequestsMax: Int = ClientListener.Options().requestsInFlightMax
 
@@ -76,6 +83,13 @@ struct ReplicaCommand: AsyncParsableCommand {
     var clientSendBufferBytes: Int?
 
     func validate() throws {
+        var limits = AtomicBroadcast.Limits()
+        limits.catchUpMemoryRounds = catchUpMemory
+        guard snapshotInterval <= limits.catchUpRounds else {
+            throw ValidationError(
+                "--snapshot-interval \(snapshotInterval) exceeds the catch-up memory of \(limits.catchUpRounds) rounds "
+                    + "(--catch-up-memory): a replica that installed a checkpoint could not catch up the rounds after it")
+        }
         if let bytes = clientSendBufferBytes, bytes < 4_096 {
             throw ValidationError("--client-send-buffer-bytes must be at least 4096 (the kernel rounds smaller values up)")
         }
@@ -176,6 +190,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         options.snapshotInterval = max(1, snapshotInterval)
         options.snapshotWriteEvery = max(1, snapshotWriteEvery)
         options.stateTransferLag = stateTransferLag
+        options.broadcastLimits.catchUpMemoryRounds = catchUpMemory
         let node: ReplicaNode
         if inMemory {
             logger.warning("running without durable state (--in-memory): do not restart this replica into its cluster")

@@ -8,9 +8,11 @@ import Testing
 
     /// n parties in a `TestNetwork`, which delivers each party's fast-path timer like any message, at a random
     /// point: rounds mix fast-path decisions, fallbacks, and catch-up of parties that stopped late.
-    static func network(n: Int, t: Int, seed: UInt64, optimistic: Bool = true) throws -> TestNetwork<AtomicBroadcast.Instance> {
+    static func network(
+        n: Int, t: Int, seed: UInt64, optimistic: Bool = true, limits: AtomicBroadcast.Limits = .init()
+    ) throws -> TestNetwork<AtomicBroadcast.Instance> {
         let (configuration, keys) = try TestCluster.keys(n: n, t: t, seed: 4)
-        var limits = AtomicBroadcast.Limits()
+        var limits = limits
         limits.optimistic = optimistic
         var nodes = [Int: AtomicBroadcast.Instance]()
         for me in 1...n {

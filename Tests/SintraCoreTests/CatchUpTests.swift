@@ -70,6 +70,75 @@ import Testing
         }
     }
 
+    /// Rounds 1 to 999 of 1,000-byte requests, one per round, as a store would give them back.
+    static func storedRounds(through last: UInt64) -> [AtomicBroadcast.Batch] {
+        (1...last).map { round in
+            let label = Array("request \(round)".utf8)
+            return AtomicBroadcast.Batch(round: round, requests: [label + [UInt8](repeating: 0, count: 1000 - label.count)])
+        }
+    }
+
+    /// The catch-up memory (`Limits.catchUpRounds`, 256 rounds) outlasts the deduplication memory (64): a
+    /// restarted party answers for the last 256 rounds from its stored batches and no older ones, and knows
+    /// the digests of the last 64 only. Within a byte budget it forgets the oldest batches early, but never
+    /// those of the last 64 rounds.
+    @Test func theCatchUpMemoryOutlastsDeduplicationWithinItsByteBudget() throws {
+        let (configuration, keys) = try TestCluster.keys(n: 4, t: 1, seed: 4)
+        let batches = Self.storedRounds(through: 999)
+        func resumed(bytes: Int) -> AtomicBroadcast.Instance {
+            var limits = AtomicBroadcast.Limits()
+            limits.catchUpMemoryBytesMax = bytes
+            return AtomicBroadcast.Instance(
+                configuration: configuration, keys: keys[0], path: AtomicBroadcastTests.path, random: .seeded(5),
+                limits: limits, resuming: .init(nextRound: 1000, recentBatches: batches, sendHorizon: 0))
+        }
+        func answered(_ party: inout AtomicBroadcast.Instance) -> [UInt64] {
+            (1...999).filter { round in
+                Self.answers(party.handle(.catchUpRequest(round: round), from: 3)) == [batches[Int(round) - 1].requests]
+            }
+        }
+        var party = resumed(bytes: 128 << 20)
+        #expect(party.limits.catchUpRounds == 256 && party.limits.deliveredMemoryRounds == 64)
+        #expect(answered(&party) == Array(744...999))
+        let known = batches.filter { party.knows(AtomicBroadcast.digest($0.requests[0])) }.map(\.round)
+        #expect(known == Array(936...999))
+        // 100 rounds' bytes: the last 100 rounds are kept; 10 rounds' bytes: the deduplication memory's 64.
+        var hundred = resumed(bytes: 100 * 1000)
+        #expect(answered(&hundred) == Array(900...999))
+        var ten = resumed(bytes: 10 * 1000)
+        #expect(answered(&ten) == Array(936...999))
+    }
+
+    /// A running party forgets delivered batches as it goes: with a catch-up memory of 4 rounds and a
+    /// deduplication memory of 2, after 8 rounds it answers for the last 4 and knows the digests of the
+    /// last 2.
+    @Test func aRunningPartyKeepsTheCatchUpMemoryItIsGiven() throws {
+        var limits = AtomicBroadcast.Limits()
+        limits.deliveredMemoryRounds = 2
+        limits.catchUpMemoryRounds = 4
+        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 22, optimistic: false, limits: limits)
+        for index in 0..<8 {
+            for me in 1...4 {
+                let (_, effects) = network.nodes[me]!.submit(Array("round \(index) from \(me)".utf8))
+                network.absorb(effects, from: me)
+            }
+            network.run()
+        }
+        let batches = try #require(network.outputs[1])
+        let next = network.nodes[1]!.round
+        #expect(next >= 9 && batches.count == Int(next - 1))
+        var answered = [UInt64]()
+        for batch in batches
+        where Self.answers(network.nodes[1]!.handle(.catchUpRequest(round: batch.round), from: 4)) == [batch.requests] {
+            answered.append(batch.round)
+        }
+        #expect(answered == Array((next - 4)...(next - 1)))
+        let known = batches.filter { batch in
+            !batch.requests.isEmpty && batch.requests.allSatisfy { network.nodes[1]!.knows(AtomicBroadcast.digest($0)) }
+        }
+        #expect(known.map(\.round) == batches.filter { $0.round >= next - 2 && !$0.requests.isEmpty }.map(\.round))
+    }
+
     /// t + 1 equal batches deliver the round; a batch no honest party can have delivered (not in digest
     /// order) is a fault and does not count.
     @Test func equalBatchesFromTPlusOnePeersDeliverAndAnImpossibleOneIsAFault() throws {

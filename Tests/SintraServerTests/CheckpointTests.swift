@@ -196,6 +196,26 @@ struct ServeBudgetTests {
         return true
     }
 
+    /// Checkpoints further apart than the catch-up memory are refused at start, with both numbers: a
+    /// laggard that installed one could not catch up the rounds after it. Equal is allowed.
+    @Test func checkpointsFurtherApartThanTheCatchUpMemoryAreRefused() async throws {
+        let keys = try KeyDealer.deal(replicas: 4, faulty: 1)
+        let configuration = ClusterConfiguration(keys: keys, host: "127.0.0.1", basePort: try freeConsecutivePorts(4))
+        var options = ReplicaNode.Options.testing
+        options.broadcastLimits.catchUpMemoryRounds = 100
+        options.snapshotInterval = 101
+        #expect(throws: ReplicaNode.Options.Invalid.snapshotIntervalOverCatchUpMemory(interval: 101, catchUpRounds: 100)) {
+            try ReplicaNode(cluster: configuration, secrets: keys.secrets[0], options: options)
+        }
+        // The deduplication memory is a floor of the catch-up memory.
+        options.broadcastLimits.catchUpMemoryRounds = 10
+        options.snapshotInterval = 64
+        try await ReplicaNode(cluster: configuration, secrets: keys.secrets[0], options: options).shutdown()
+        options.snapshotInterval = 100
+        options.broadcastLimits.catchUpMemoryRounds = 100
+        try await ReplicaNode(cluster: configuration, secrets: keys.secrets[0], options: options).shutdown()
+    }
+
     /// Checkpoints every 4 rounds, catch-up memory 8 rounds: every replica learns stable checkpoints, stores
     /// the latest certificate (which verifies) with the snapshot it certifies, keeps at most one interval
     /// plus the catch-up memory of log on disk, and holds a bounded number of votes.
@@ -204,6 +224,7 @@ struct ServeBudgetTests {
             options.snapshotInterval = 4
             options.snapshotWriteEvery = 1
             options.broadcastLimits.deliveredMemoryRounds = 8
+            options.broadcastLimits.catchUpMemoryRounds = 8
         }
         let nodes = cluster.nodes
         for node in nodes { try await node.start() }
@@ -252,6 +273,7 @@ struct ServeBudgetTests {
     @Test func aReplicaFarBehindStateTransfersAndRejectsAForgedState() async throws {
         let cluster = try DurableCluster { index, options in
             options.snapshotInterval = 8
+            options.broadcastLimits.catchUpMemoryRounds = 64
             options.stateTransferTimeout = .seconds(20)
             options.forgesServedStates = index == 1
         }

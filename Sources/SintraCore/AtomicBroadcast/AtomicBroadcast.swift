@@ -26,8 +26,25 @@ public enum AtomicBroadcast {
         public var pendingCountMax = 100_000
         /// Rounds ahead of the current one whose messages are kept; later ones are dropped and counted.
         public var futureRoundWindow: UInt64 = 4
-        /// Rounds for which delivered request digests are remembered for deduplication.
+        /// Rounds for which delivered request digests are remembered for deduplication. Part of the
+        /// replicated state (a checkpoint carries the digests of its last this many rounds), so every
+        /// member of a group must use the same value.
         public var deliveredMemoryRounds: UInt64 = 64
+        /// Rounds whose delivered batches this party keeps to answer laggards' catch-up requests
+        /// (`catchUpRounds`: at least `deliveredMemoryRounds`); a restarted party reloads them from its log.
+        /// A local choice, but a replica's checkpoints must come at least this often
+        /// (`ReplicaNode.Options.snapshotInterval`): a laggard that installed the latest stable checkpoint
+        /// catches up the rounds after it from its peers' memory.
+        ///
+        /// Separate from `deliveredMemoryRounds` since checkpoints every 256 rounds cost much less than every
+        /// 64 (encoding and hashing the whole state; BENCHMARKS.md), while the deduplication memory is part of
+        /// every checkpoint and need not grow.
+        public var catchUpMemoryRounds: UInt64 = 256
+        /// Bytes of delivered batches kept for catch-up. Past it, the oldest rounds are forgotten before
+        /// `catchUpMemoryRounds`, but never the last `deliveredMemoryRounds`: a vector is at most
+        /// `vectorBytesMax`, so the memory stays within this or `deliveredMemoryRounds` full vectors. Under
+        /// honest load a round's batch is far smaller (about 150 KiB at 30,000 puts/s of 64 bytes).
+        public var catchUpMemoryBytesMax = 128 << 20
         /// Catch-up answers per peer and round, per life of the peer (`Instance.peerRestarted`). An honest
         /// party asks for a round once per life, so a second request for the same round comes from a peer
         /// that restarted before the answer arrived and must be answered again (docs/DURABILITY.md); a
@@ -41,6 +58,10 @@ public enum AtomicBroadcast {
         public var optimistic = true
 
         public init() {}
+
+        /// Rounds of delivered batches kept for catch-up: `catchUpMemoryRounds`, and at least the
+        /// deduplication memory.
+        public var catchUpRounds: UInt64 { max(catchUpMemoryRounds, deliveredMemoryRounds) }
 
         /// Bytes of requests per queue actually allowed: `batchBytesMax`, lowered so that a vector of n full
         /// queues, with their framing (member, count, lengths, signature), stays within `vectorBytesMax`.

@@ -25,9 +25,39 @@ extension AtomicBroadcast.Instance {
     }
 
     mutating func raiseCatchUpHorizon(to droppedRound: UInt64) {
-        let (ceiling, overflow) = round.addingReportingOverflow(limits.deliveredMemoryRounds)
+        let (ceiling, overflow) = round.addingReportingOverflow(limits.catchUpRounds)
         catchUpHorizon = max(catchUpHorizon, overflow ? droppedRound : min(droppedRound, ceiling))
     }
+
+    /// Keeps round `batchRound`'s delivered batch to answer catch-up requests for it.
+    mutating func keepDeliveredBatch(_ requests: [[UInt8]], round batchRound: UInt64) {
+        if let replaced = deliveredBatches.updateValue(requests, forKey: batchRound) {
+            deliveredBatchBytes -= Self.byteCount(replaced)
+        }
+        deliveredBatchBytes += Self.byteCount(requests)
+    }
+
+    /// Forgets the delivered batches of rounds before the last `Limits.catchUpRounds`, and the oldest
+    /// ones while they hold more than `catchUpMemoryBytesMax` bytes, except those of the last
+    /// `deliveredMemoryRounds` rounds; with them the answers counted for those rounds.
+    mutating func forgetDeliveredBatches() {
+        let byRounds = round > limits.catchUpRounds ? round - limits.catchUpRounds : 0
+        let floor = round > limits.deliveredMemoryRounds ? round - limits.deliveredMemoryRounds : 0
+        let before = oldestDeliveredBatch
+        while oldestDeliveredBatch < byRounds
+            || (oldestDeliveredBatch < floor && deliveredBatchBytes > limits.catchUpMemoryBytesMax)
+        {
+            if let batch = deliveredBatches.removeValue(forKey: oldestDeliveredBatch) {
+                deliveredBatchBytes -= Self.byteCount(batch)
+            }
+            oldestDeliveredBatch += 1
+        }
+        if oldestDeliveredBatch != before {
+            catchUpAnswered = catchUpAnswered.filter { $0.key >= oldestDeliveredBatch }
+        }
+    }
+
+    static func byteCount(_ requests: [[UInt8]]) -> Int { requests.reduce(0) { $0 + $1.count } }
 
     mutating func answerCatchUp(_ requestedRound: UInt64, to node: Int, _ effects: inout Effects<Message, Output>) {
         if requestedRound >= round, node != me {

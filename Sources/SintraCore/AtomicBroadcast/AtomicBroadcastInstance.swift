@@ -52,10 +52,13 @@ extension AtomicBroadcast {
         var agreements: [UInt64: ValidatedAgreement.Instance] = [:]
         /// Messages dropped for being too far ahead; a party that drops one catches up by asking its peers.
         public internal(set) var droppedMessageCount = 0
-        /// Batches delivered in recent rounds (the last `deliveredMemoryRounds`), to answer laggards; after a
-        /// restart, filled from the batches on disk (`Resumption.recentBatches`), so a restarted party
-        /// answers for rounds it delivered before its restart too.
+        /// Batches delivered in recent rounds (the last `Limits.catchUpRounds`, within
+        /// `catchUpMemoryBytesMax`), to answer laggards; after a restart, filled from the batches on disk
+        /// (`Resumption.recentBatches`), so a restarted party answers for rounds it delivered before its
+        /// restart too. Their bytes, and the oldest round that may still be here (`forgetDeliveredBatches`).
         var deliveredBatches: [UInt64: [[UInt8]]] = [:]
+        var deliveredBatchBytes = 0
+        var oldestDeliveredBatch: UInt64 = 0
         /// The round for which we last asked for catch-up, and the answers for the current round: each
         /// responder's vector (first answer counts), at most n entries.
         var catchUpRequestedRound: UInt64 = 0
@@ -67,7 +70,7 @@ extension AtomicBroadcast {
         /// entries), answered when this party delivers it. A laggard asks once per round, so an early
         /// request must not be forgotten.
         var catchUpWaiting: [Int: UInt64] = [:]
-        /// The highest round whose messages this party dropped, at most `deliveredMemoryRounds` ahead of
+        /// The highest round whose messages this party dropped, at most `Limits.catchUpRounds` ahead of
         /// it: the parties ahead will not resend them, so every round up to it is caught up (asked for when
         /// entered), whether the party got there by catch-up or by agreement. A Byzantine peer can raise it
         /// with one far-future message; that costs at most one request and n answers per round.
@@ -104,8 +107,8 @@ extension AtomicBroadcast {
         public let silentThrough: UInt64
 
         /// Where a restarted party resumes (docs/DURABILITY.md): the first round it has not delivered, the
-        /// batches it delivered in the rounds before (the last `deliveredMemoryRounds` of them are enough,
-        /// for deduplication), and its persisted send horizon, the highest round it may have sent a binding
+        /// batches it delivered in the rounds before (the last `deliveredMemoryRounds` of them are enough
+        /// for deduplication, the last `catchUpRounds` for answering laggards), and its persisted send horizon, the highest round it may have sent a binding
         /// message for (`AtomicBroadcast.bindingRound(of:)`). Rounds up to the horizon are silent
         /// (`silentThrough`); a horizon below `nextRound` leaves none.
         ///
@@ -159,10 +162,15 @@ extension AtomicBroadcast {
             let (ahead, overflow) = round.addingReportingOverflow(limits.futureRoundWindow)
             catchUpHorizon = max(resumption.sendHorizon, overflow ? round : ahead)
             let oldest = round > limits.deliveredMemoryRounds ? round - limits.deliveredMemoryRounds : 0
-            for batch in resumption.recentBatches where batch.round >= oldest && batch.round < round {
-                rememberDelivered(batch.requests.map(AtomicBroadcast.digest), round: batch.round)
-                deliveredBatches[batch.round] = batch.requests
+            let oldestKept = round > limits.catchUpRounds ? round - limits.catchUpRounds : 0
+            for batch in resumption.recentBatches where batch.round >= oldestKept && batch.round < round {
+                if batch.round >= oldest {
+                    rememberDelivered(batch.requests.map(AtomicBroadcast.digest), round: batch.round)
+                }
+                keepDeliveredBatch(batch.requests, round: batch.round)
             }
+            oldestDeliveredBatch = deliveredBatches.keys.min() ?? round
+            forgetDeliveredBatches()
             for (digestRound, digests) in resumption.recentDigests where digestRound >= oldest && digestRound < round {
                 rememberDelivered(digests, round: digestRound)
             }
@@ -509,7 +517,7 @@ extension AtomicBroadcast {
             _ effects: inout Effects<Message, Output>
         ) {
             finishFast(round, vector: vector)
-            deliveredBatches[round] = requests
+            keepDeliveredBatch(requests, round: round)
             catchUpAnswers = [:]
             rememberDelivered(digests, round: round)
             if !digests.isEmpty {
@@ -556,9 +564,8 @@ extension AtomicBroadcast {
                     let digests = deliveredByRound.removeValue(forKey: forgotten) ?? []
                     for digest in digests where delivered[ByteKey(digest)] == forgotten { delivered[ByteKey(digest)] = nil }
                 }
-                deliveredBatches[oldest - 1] = nil
-                catchUpAnswered = catchUpAnswered.filter { $0.key >= oldest }
             }
+            forgetDeliveredBatches()
         }
     }
 }

@@ -199,7 +199,7 @@ public struct AtomicBroadcastAdapter: SimulatedProtocol {
     /// A node's empty store: the deduplication memory and journal window of `limits`, and the node's generator.
     static func store(limits: AtomicBroadcast.Limits, journaling: Bool, random: ProtocolRandom) -> SimulatedStore {
         SimulatedStore(
-            keepRounds: limits.deliveredMemoryRounds, journaling: journaling, futureRoundWindow: limits.futureRoundWindow,
+            keepRounds: limits.catchUpRounds, journaling: journaling, futureRoundWindow: limits.futureRoundWindow,
             random: random)
     }
 
