@@ -18,7 +18,9 @@ import SintraReplica
 /// `client_cached_replies_total` (requests answered from the executor's cache: they came after execution),
 /// `client_routed_clients`, `client_overload_closes_total` (connections refused or closed for flooding
 /// past the listener's limits; requests over them are refused `overloaded`),
-/// `checkpoint_stable_round`, `state_transfers_total`, `state_transfer_rejected_total`, `diverged` (1 once
+/// `checkpoint_stable_round`, `state_transfers_total`, `state_transfer_rejected_total`,
+/// `catch_up_stalls_total` (catch-up made no progress below a stable checkpoint, so the replica fetched the
+/// state at once), `diverged` (1 once
 /// the replica stopped because its state differs from a certified checkpoint).
 public final class ReplicaMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
@@ -63,6 +65,7 @@ public final class ReplicaMetrics: Sendable {
             gauge("sintra_checkpoint_stable_round", [], &totals).record(Int64(clamping: statistics.stableCheckpointRound))
             count("sintra_state_transfers_total", [], statistics.stateTransfers, &totals)
             count("sintra_state_transfer_rejected_total", [], statistics.rejectedStateAnswers, &totals)
+            count("sintra_catch_up_stalls_total", [], statistics.stalledCatchUps, &totals)
             gauge("sintra_diverged", [], &totals).record(Int64(statistics.divergences))
             for error in [ClientRequestError.malformed, .invalidPublicKey, .invalidSignature] {
                 let number = statistics.refusedRequests[error, default: 0]

@@ -46,6 +46,10 @@ extension ReplicaNode {
         public var stateTransferLag: UInt64?
         /// How long a state-transfer request may go unanswered before the node asks another peer.
         public var stateTransferTimeout: Duration = .seconds(10)
+        /// How long the node may deliver nothing, with a stable checkpoint ahead of it, before it fetches
+        /// that checkpoint's state however close it is (`ReplicaNode.watchCatchUp`): the peers forgot the
+        /// rounds it needs. A local choice; too short only makes a slow replica transfer more often.
+        public var catchUpPatience: Duration = .seconds(5)
         /// Bounds of the fast path's timer (`AtomicBroadcast.Message.timeout`): it fires four smoothed round
         /// times after a round starts, within these bounds. A timer only changes speed: too short makes
         /// rounds fall back to agreement, too long makes a crashed leader's first round wait.
@@ -135,6 +139,9 @@ extension ReplicaNode {
         public var stableCheckpoints = 0
         /// Checkpoints installed by state transfer.
         public var stateTransfers = 0
+        /// Times catch-up made no progress for `catchUpPatience` below a stable checkpoint, so the node
+        /// fetched the state at once.
+        public var stalledCatchUps = 0
         /// State-transfer answers rejected (a chunk out of order or over the bounds, a state whose digest is
         /// not the certified one).
         public var rejectedStateAnswers = 0

@@ -30,7 +30,10 @@ extension ReplicaNode {
     /// `catchUpRounds` rounds only, so a checkpoint half that far ahead (`stateTransferLag`) is the
     /// point where fetching the state is the sure way. A reseeding node transfers from any checkpoint ahead
     /// of it.
-    func considerTransfer() {
+    ///
+    /// A stable checkpoint ahead but within the lag is left to catch-up, and watched (`watchCatchUp`): if
+    /// this node delivers nothing for `catchUpPatience`, `stalled` transfers from it at once.
+    func considerTransfer(stalled: Bool = false) {
         guard !isStopped, let stable = votes.stable else { return }
         let delivered = instance.round - 1
         if reseeding, stable.round <= delivered {
@@ -38,8 +41,11 @@ extension ReplicaNode {
             rejoinAfterReseed(checkpointRound: stable.round)
             return
         }
-        let lag = reseeding ? 1 : stateTransferLag
-        guard stable.round >= delivered + lag else { return }
+        let lag = reseeding || stalled ? 1 : stateTransferLag
+        guard stable.round >= delivered + lag else {
+            if stable.round > delivered { watchCatchUp(from: delivered) }
+            return
+        }
         if let transfer, transfer.target.round >= stable.round { return }
         // The signers computed this state, so they hold it; then the others.
         let signers = stable.certificate.signers.filter { $0 != member }
@@ -49,6 +55,35 @@ extension ReplicaNode {
             "state transfer started",
             metadata: ["checkpoint": "\(stable.round)", "delivered": "\(delivered)", "peer": "\(transfer!.peer)"])
         requestChunk()
+    }
+
+    /// Checks after `catchUpPatience` whether this node delivered anything since round `delivered`, with a
+    /// stable checkpoint still ahead of it. If not, the peers no longer hold the rounds it needs (it was
+    /// down for longer than their catch-up memory, or they forgot rounds early under its byte budget,
+    /// `AtomicBroadcast.Limits.catchUpMemoryBytesMax`), so it fetches the checkpoint's state now instead
+    /// of waiting for the next checkpoint, up to `snapshotInterval` rounds of cluster progress later. A
+    /// transfer that was not needed costs bandwidth only. One watch at a time.
+    func watchCatchUp(from delivered: UInt64) {
+        guard catchUpWatch == nil, !shuttingDown else { return }
+        let patience = catchUpPatience
+        catchUpWatch = Task { [weak self] in
+            try? await Task.sleep(for: patience)
+            await self?.checkCatchUp(from: delivered)
+        }
+    }
+
+    func checkCatchUp(from delivered: UInt64) {
+        catchUpWatch = nil
+        guard !shuttingDown, !isStopped, transfer == nil, let stable = votes.stable else { return }
+        if instance.round - 1 == delivered, stable.round > delivered {
+            statistics.stalledCatchUps += 1
+            logger.notice(
+                "catch-up stalled below a stable checkpoint",
+                metadata: ["checkpoint": "\(stable.round)", "delivered": "\(delivered)"])
+            considerTransfer(stalled: true)
+        } else {
+            considerTransfer()
+        }
     }
 
     func requestChunk() {

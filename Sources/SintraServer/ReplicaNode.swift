@@ -89,6 +89,9 @@ public actor ReplicaNode {
     /// checkpoint state (`CheckpointState`).
     var recentDigests: [UInt64: [[UInt8]]] = [:]
     var transfer: StateTransfer?
+    /// The pending check of catch-up's progress towards a stable checkpoint (`watchCatchUp`).
+    var catchUpWatch: Task<Void, Never>?
+    let catchUpPatience: Duration
     /// State chunks each peer may still ask for now (`ServeBudget`).
     var serveBudget = ServeBudget()
     var transferRequests: UInt64 = 0
@@ -146,6 +149,7 @@ public actor ReplicaNode {
         self.snapshotInterval = max(1, options.snapshotInterval)
         self.snapshotWriteEvery = max(1, options.snapshotWriteEvery)
         self.stateTransferTimeout = options.stateTransferTimeout
+        self.catchUpPatience = options.catchUpPatience
         self.fastPathTimeoutBounds = (options.fastPathTimeoutMin, options.fastPathTimeoutMax)
         self.stateBytesMax = options.stateBytesMax
         self.stateTransferLag = max(1, options.stateTransferLag ?? options.broadcastLimits.catchUpRounds / 2)
@@ -249,6 +253,8 @@ public actor ReplicaNode {
         for submission in deferred.removeAll() { submission.resolve(.refused(.unavailable)) }
         sweeper?.cancel()
         sweeper = nil
+        catchUpWatch?.cancel()
+        catchUpWatch = nil
         // A checkpoint still being encoded finds `shuttingDown` set and stores nothing.
         await checkpointEncoding?.value
         await network.shutdown()

@@ -21,8 +21,16 @@ final class LocalCluster {
     /// Further arguments for every replica process.
     private let replicaArguments: [String]
     /// An environment variable with a command put before every replica's (`{id}` is its index), to run the
-    /// replicas under a profiler; its CPU figures then include the wrapper's.
+    /// replicas under a profiler. Signals, CPU and memory figures go to the replica process itself
+    /// (`replicaProcessIdentifier`).
     static let wrapperVariable = "SINTRA_REPLICA_WRAPPER"
+    private let wrapper: String? = ProcessInfo.processInfo.environment[LocalCluster.wrapperVariable].flatMap {
+        $0.isEmpty ? nil : $0
+    }
+    private var wrapped: Bool { wrapper != nil }
+    /// This executable, which every replica runs.
+    private let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0]
 
     /// Deals keys for `replicas` replicas and starts their processes; call `stop()` when done.
     /// `inMemory` runs the replicas without durable state (`sintra replica --in-memory`); otherwise each keeps
@@ -55,15 +63,13 @@ final class LocalCluster {
 
     /// Starts replica `index` (1…n) as a new process of this executable, logging to replica-I.log (appended).
     private func launch(_ index: Int) throws -> Process {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
         let process = Process()
         let arguments = [
             "replica", "--config", KeyFolder.clusterPath(folder), "--id", "\(index)",
             "--secret", KeyFolder.secretPath(folder, index: index), "--log-level", logLevel,
             "--stats-file", statisticsPath(index),
         ] + (inMemory ? ["--in-memory"] : []) + replicaArguments
-        if let wrapper = ProcessInfo.processInfo.environment[LocalCluster.wrapperVariable], !wrapper.isEmpty {
+        if let wrapper {
             // For profiling: e.g. SINTRA_REPLICA_WRAPPER='perf record -g -o /tmp/replica-{id}.data --'.
             let prefix = wrapper.replacingOccurrences(of: "{id}", with: "\(index)")
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -88,7 +94,7 @@ final class LocalCluster {
     /// (replica-I.data) and catches up with the others.
     func restart(_ index: Int) throws {
         let old = processes[index - 1]
-        if old.isRunning { _ = Foundation.kill(old.processIdentifier, SIGKILL) }
+        if old.isRunning { _ = Foundation.kill(replicaProcessIdentifier(index), SIGKILL) }
         old.waitUntilExit()
         processes[index - 1] = try launch(index)
     }
@@ -109,18 +115,41 @@ final class LocalCluster {
 
     /// Sends SIGKILL to replica `index` (1…n).
     func kill(_ index: Int) {
-        _ = Foundation.kill(processes[index - 1].processIdentifier, SIGKILL)
+        _ = Foundation.kill(replicaProcessIdentifier(index), SIGKILL)
+    }
+
+    /// The process id of replica `index` itself: the launched process, or under `SINTRA_REPLICA_WRAPPER` the
+    /// descendant of the wrapper that runs this executable (perf record forks it). Signals go to it, not to
+    /// the wrapper (perf record ignores SIGTERM while its workload runs, so the cluster never stopped), and
+    /// CPU and memory are read from it.
+    func replicaProcessIdentifier(_ index: Int) -> Int32 {
+        let launched = processes[index - 1].processIdentifier
+        guard wrapped else { return launched }
+        var current = launched
+        for _ in 0..<4 {
+            if Self.commandLine(of: current).first == executable { return current }
+            let children = (try? String(contentsOfFile: "/proc/\(current)/task/\(current)/children", encoding: .utf8))?
+                .split(separator: " ").compactMap { Int32($0) } ?? []
+            guard let child = children.first else { break }
+            current = child
+        }
+        return launched
+    }
+
+    private static func commandLine(of processIdentifier: Int32) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(processIdentifier)/cmdline") else { return [] }
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// User plus system CPU seconds replica `index` has used so far (Linux /proc), nil where unavailable.
     func cpuSeconds(_ index: Int) -> Double? {
-        ProcessCPU.seconds(processIdentifier: processes[index - 1].processIdentifier)
+        ProcessCPU.seconds(processIdentifier: replicaProcessIdentifier(index))
     }
 
     /// Resident memory (VmRSS) of replica `index` from /proc, nil where unavailable.
     func residentBytes(_ index: Int) -> Int? {
         guard let text = try? String(
-            contentsOfFile: "/proc/\(processes[index - 1].processIdentifier)/status", encoding: .utf8),
+            contentsOfFile: "/proc/\(replicaProcessIdentifier(index))/status", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return nil }
         // "VmRSS:     123456 kB"
@@ -153,7 +182,9 @@ final class LocalCluster {
     /// Stops the replicas (SIGTERM, so they write their statistics and close cleanly) and removes the folder
     /// unless asked not to (a later `stop()` removes it).
     func stop(removingFolder: Bool = true) {
-        for process in processes where process.isRunning { process.terminate() }
+        for (offset, process) in processes.enumerated() where process.isRunning {
+            _ = Foundation.kill(replicaProcessIdentifier(offset + 1), SIGTERM)
+        }
         for process in processes { process.waitUntilExit() }
         processes = []
         if removingFolder { try? FileManager.default.removeItem(atPath: folder) }

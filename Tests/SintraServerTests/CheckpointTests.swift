@@ -264,6 +264,41 @@ struct ServeBudgetTests {
         await cluster.shutdown()
     }
 
+    /// Replica 4 stops while the others run past the peers' catch-up memory (8 rounds here), with a
+    /// state-transfer lag of 1,000 rounds, so the lag rule never fires. Restarted, it learns the latest
+    /// stable checkpoint, asks for rounds its peers forgot, delivers nothing for `catchUpPatience` (1 s) and
+    /// fetches the checkpoint's state at once; then it catches up and ends with the others' state. Without
+    /// the watch it would wait for ever: every later checkpoint is within the lag too.
+    @Test func aReplicaWhoseCatchUpStallsFetchesTheStateAtOnce() async throws {
+        let cluster = try DurableCluster { _, options in
+            options.snapshotInterval = 8
+            options.broadcastLimits.deliveredMemoryRounds = 8
+            options.broadcastLimits.catchUpMemoryRounds = 8
+            options.stateTransferLag = 1000
+            options.catchUpPatience = .seconds(1)
+        }
+        for node in cluster.nodes { try await node.start() }
+        #expect(try await Self.drive(0..<10, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 10))
+        let roundBefore = await cluster.nodes[3].round
+        await cluster.stop(4)
+
+        let running = Array(cluster.nodes[0..<3])
+        #expect(try await Self.drive(10..<40, perWave: 1, cluster: cluster, nodes: running, total: 40))
+        let roundNow = await cluster.nodes[1].round
+        #expect(roundNow > roundBefore + 8 + 8, "the others moved \(roundNow - roundBefore) rounds")
+
+        try await cluster.restart(4)
+        let laggard = cluster.nodes[3]
+        #expect(await eventually(within: 60) { await laggard.statistics.stateTransfers >= 1 })
+        #expect(await laggard.statistics.stalledCatchUps >= 1)
+        #expect(try await Self.drive(40..<50, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 50))
+        let chains = await cluster.nodes.asyncMap { await $0.executionChain }
+        let counts = await cluster.nodes.asyncMap { await $0.executedCount }
+        #expect(counts == Array(repeating: 50, count: 4))
+        #expect(Set(chains).count == 1)
+        await cluster.shutdown()
+    }
+
     /// Replica 4 stops; the others order a request per round for well over 64 rounds (the peers'
     /// catch-up memory), so catch-up alone cannot bring it back. Restarted from its store, it learns the
     /// latest stable checkpoint, asks replica 1 first (a signer) — which is Byzantine here and answers
