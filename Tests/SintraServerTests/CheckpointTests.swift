@@ -264,6 +264,24 @@ struct ServeBudgetTests {
         await cluster.shutdown()
     }
 
+    /// Starts the cluster, orders 10 requests on all four, stops replica 4, has the other three order
+    /// requests one per round up to `total` (checking they moved more than `rounds` rounds), and restarts
+    /// replica 4 from its store; returns it and the round it was in when it stopped.
+    static func leaveBehind(
+        _ cluster: DurableCluster, through total: Int, rounds: UInt64
+    ) async throws -> (laggard: ReplicaNode, roundBefore: UInt64) {
+        for node in cluster.nodes { try await node.start() }
+        #expect(try await drive(0..<10, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 10))
+        let roundBefore = await cluster.nodes[3].round
+        await cluster.stop(4)
+        let running = Array(cluster.nodes[0..<3])
+        #expect(try await drive(10..<total, perWave: 1, cluster: cluster, nodes: running, total: total))
+        let roundNow = await cluster.nodes[1].round
+        #expect(roundNow > roundBefore + rounds, "the others moved \(roundNow - roundBefore) rounds")
+        try await cluster.restart(4)
+        return (cluster.nodes[3], roundBefore)
+    }
+
     /// Replica 4 stops while the others run past the peers' catch-up memory (8 rounds here), with a
     /// state-transfer lag of 1,000 rounds, so the lag rule never fires. Restarted, it learns the latest
     /// stable checkpoint, asks for rounds its peers forgot, delivers nothing for `catchUpPatience` (1 s) and
@@ -277,18 +295,7 @@ struct ServeBudgetTests {
             options.stateTransferLag = 1000
             options.catchUpPatience = .seconds(1)
         }
-        for node in cluster.nodes { try await node.start() }
-        #expect(try await Self.drive(0..<10, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 10))
-        let roundBefore = await cluster.nodes[3].round
-        await cluster.stop(4)
-
-        let running = Array(cluster.nodes[0..<3])
-        #expect(try await Self.drive(10..<40, perWave: 1, cluster: cluster, nodes: running, total: 40))
-        let roundNow = await cluster.nodes[1].round
-        #expect(roundNow > roundBefore + 8 + 8, "the others moved \(roundNow - roundBefore) rounds")
-
-        try await cluster.restart(4)
-        let laggard = cluster.nodes[3]
+        let (laggard, _) = try await Self.leaveBehind(cluster, through: 40, rounds: 8 + 8)
         #expect(await eventually(within: 60) { await laggard.statistics.stateTransfers >= 1 })
         #expect(await laggard.statistics.stalledCatchUps >= 1)
         #expect(try await Self.drive(40..<50, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 50))
@@ -312,18 +319,7 @@ struct ServeBudgetTests {
             options.stateTransferTimeout = .seconds(20)
             options.forgesServedStates = index == 1
         }
-        for node in cluster.nodes { try await node.start() }
-        #expect(try await Self.drive(0..<10, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 10))
-        let roundBefore = await cluster.nodes[3].round
-        await cluster.stop(4)
-
-        let running = Array(cluster.nodes[0..<3])
-        #expect(try await Self.drive(10..<110, perWave: 1, cluster: cluster, nodes: running, total: 110))
-        let roundNow = await cluster.nodes[1].round
-        #expect(roundNow > roundBefore + 64 + 8, "the others moved \(roundNow - roundBefore) rounds")
-
-        try await cluster.restart(4)
-        let laggard = cluster.nodes[3]
+        let (laggard, roundBefore) = try await Self.leaveBehind(cluster, through: 110, rounds: 64 + 8)
         #expect(await eventually(within: 90) { await laggard.statistics.stateTransfers >= 1 })
         #expect(try await Self.drive(110..<130, perWave: 5, cluster: cluster, nodes: cluster.nodes, total: 130))
 
