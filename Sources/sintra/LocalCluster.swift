@@ -16,6 +16,10 @@ final class LocalCluster {
     let basePort: Int
     let configuration: ClusterConfiguration
     private(set) var processes: [Process] = []
+    /// One semaphore per process, signalled by its termination handler: `waitForExit` waits on it.
+    /// Foundation's `Process.waitUntilExit` spins the run loop on Linux, a whole core for as long as the
+    /// process takes to exit.
+    private var exits: [ObjectIdentifier: DispatchSemaphore] = [:]
     let inMemory: Bool
     private let logLevel: String
     /// Further arguments for every replica process.
@@ -86,7 +90,15 @@ final class LocalCluster {
         _ = try? log?.seekToEnd()
         process.standardError = log
         process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let exit = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exit.signal() }
+        exits[ObjectIdentifier(process)] = exit
+        do {
+            try process.run()
+        } catch {
+            exits[ObjectIdentifier(process)] = nil
+            throw error
+        }
         return process
     }
 
@@ -95,7 +107,7 @@ final class LocalCluster {
     func restart(_ index: Int) throws {
         let old = processes[index - 1]
         if old.isRunning { _ = Foundation.kill(replicaProcessIdentifier(index), SIGKILL) }
-        old.waitUntilExit()
+        waitForExit(old)
         processes[index - 1] = try launch(index)
     }
 
@@ -111,6 +123,15 @@ final class LocalCluster {
             if (try? await client.execute(.put(key: Array("warm-up".utf8), value: []))) != nil { return }
         }
         throw ClientFailure(description: "the local cluster did not start serving within \(Int(seconds)) s")
+    }
+
+    /// Waits until `process` has exited, without spinning (`exits`).
+    private func waitForExit(_ process: Process) {
+        if let exit = exits.removeValue(forKey: ObjectIdentifier(process)) {
+            exit.wait()
+        } else {
+            process.waitUntilExit()
+        }
     }
 
     /// Sends SIGKILL to replica `index` (1…n).
@@ -185,7 +206,7 @@ final class LocalCluster {
         for (offset, process) in processes.enumerated() where process.isRunning {
             _ = Foundation.kill(replicaProcessIdentifier(offset + 1), SIGTERM)
         }
-        for process in processes { process.waitUntilExit() }
+        for process in processes { waitForExit(process) }
         processes = []
         if removingFolder { try? FileManager.default.removeItem(atPath: folder) }
     }
