@@ -19,6 +19,9 @@ final class ProcessCluster: @unchecked Sendable {
     /// The metrics port of each replica.
     let metricsPorts: [Int]
     private var processes: [Int: Process] = [:]
+    /// Signalled by each replica process's termination handler (`waitForExit`): Foundation's
+    /// `Process.waitUntilExit` spins a core on Linux while the process exits, CPU the other replicas need.
+    private var exits: [ObjectIdentifier: DispatchSemaphore] = [:]
     /// Arguments added to every `sintra replica` this cluster starts (e.g. `--snapshot-interval`).
     var replicaArguments: [String] = []
 
@@ -80,7 +83,10 @@ final class ProcessCluster: @unchecked Sendable {
         handle.seekToEndOfFile()
         process.standardOutput = handle
         process.standardError = handle
+        let exit = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exit.signal() }
         try process.run()
+        exits[ObjectIdentifier(process)] = exit
         processes[id] = process
     }
 
@@ -92,14 +98,22 @@ final class ProcessCluster: @unchecked Sendable {
     func kill(_ id: Int) {
         guard let process = processes.removeValue(forKey: id) else { return }
         posixKill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        waitForExit(process)
     }
 
     /// SIGTERM and wait: the replica shuts down cleanly (its store's WAL folded into the file).
     func terminate(_ id: Int) {
         guard let process = processes.removeValue(forKey: id) else { return }
         process.terminate()
-        process.waitUntilExit()
+        waitForExit(process)
+    }
+
+    private func waitForExit(_ process: Process) {
+        if let exit = exits.removeValue(forKey: ObjectIdentifier(process)) {
+            exit.wait()
+        } else {
+            process.waitUntilExit()
+        }
     }
 
     /// Stops every replica and removes the folder.
@@ -107,7 +121,7 @@ final class ProcessCluster: @unchecked Sendable {
         for id in processes.keys.sorted() {
             if let process = processes[id] {
                 process.terminate()
-                process.waitUntilExit()
+                waitForExit(process)
             }
         }
         processes = [:]
