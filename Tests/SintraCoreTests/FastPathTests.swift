@@ -203,34 +203,33 @@ import Testing
     /// next member: the round is decided on the fast path, without any timer and without agreement, and
     /// the leader (which no longer votes) delivers the same batch.
     @Test func anAbdicatingLeaderHandsItsRoundToItsSubstitute() throws {
-        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 34)
-        network.holding = { _, _, message in Self.isTimer(message) }
-        network.absorb(network.nodes[1]!.abdicate(through: 1), from: 1)
-        Self.round(&network, "abdicated")
+        let network = try Self.abdicated(through: 1, seed: 34)
         let reference = Self.delivered(network, 1)
         #expect(reference.count == 1)
+        for me in 1...4 { #expect(network.outputs[me] == reference) }
+    }
+
+    /// A 4-party network whose member 1 abdicates through `lastRound`, run that many rounds with every timer
+    /// held; checks that each member delivered each round on the fast path, with no agreement and no fault.
+    static func abdicated(through lastRound: UInt64, seed: UInt64) throws -> TestNetwork<AtomicBroadcast.Instance> {
+        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: seed)
+        network.holding = { _, _, message in Self.isTimer(message) }
+        network.absorb(network.nodes[1]!.abdicate(through: lastRound), from: 1)
+        for index in 0..<lastRound { Self.round(&network, "wave \(index)") }
         for me in 1...4 {
-            #expect(network.outputs[me] == reference)
+            #expect(network.outputs[me]?.count == Int(lastRound))
             #expect(network.nodes[me]!.agreedRoundCount == 0)
-            #expect(network.nodes[me]!.fastRoundCount == 1)
+            #expect(network.nodes[me]!.fastRoundCount == Int(lastRound))
         }
         #expect(network.faults.isEmpty)
+        return network
     }
 
     /// An abdication far ahead (a write that outlasts the rounds peers keep messages for): every round the
     /// leader leads up to there (1, 5, 9, 13) goes to its substitute on the fast path, with no timer and no
     /// agreement.
     @Test func anAbdicationCoversRoundsBeyondTheWindow() throws {
-        var network = try AtomicBroadcastTests.network(n: 4, t: 1, seed: 36)
-        network.holding = { _, _, message in Self.isTimer(message) }
-        network.absorb(network.nodes[1]!.abdicate(through: 13), from: 1)
-        for index in 0..<13 { Self.round(&network, "wave \(index)") }
-        for me in 1...4 {
-            #expect(network.outputs[me]?.count == 13)
-            #expect(network.nodes[me]!.agreedRoundCount == 0)
-            #expect(network.nodes[me]!.fastRoundCount == 13)
-        }
-        #expect(network.faults.isEmpty)
+        _ = try Self.abdicated(through: 13, seed: 36)
     }
 
     /// The substitute's proposal counts only after the leader's abdication: sent without one by a Byzantine

@@ -108,9 +108,10 @@ extension AtomicBroadcast {
 
         /// Where a restarted party resumes (docs/DURABILITY.md): the first round it has not delivered, the
         /// batches it delivered in the rounds before (the last `deliveredMemoryRounds` of them are enough
-        /// for deduplication, the last `catchUpRounds` for answering laggards), and its persisted send horizon, the highest round it may have sent a binding
-        /// message for (`AtomicBroadcast.bindingRound(of:)`). Rounds up to the horizon are silent
-        /// (`silentThrough`); a horizon below `nextRound` leaves none.
+        /// for deduplication, the last `catchUpRounds` for answering laggards), and its persisted send
+        /// horizon, the highest round it may have sent a binding message for
+        /// (`AtomicBroadcast.bindingRound(of:)`). Rounds up to the horizon are silent (`silentThrough`); a
+        /// horizon below `nextRound` leaves none.
         ///
         /// A party that installed a checkpoint by state transfer has no batches before it, only the digests
         /// of the requests delivered in its last rounds (part of the certified checkpoint state):
